@@ -1,0 +1,220 @@
+//! The work log: an append-only sequence of events per attempt.
+//!
+//! Events are the source of truth for what happened (design: "Events are the source of truth").
+//! Each has a `seq` that is monotonic within its attempt. Command output is recorded in chunks
+//! that carry the number of their first line, so a log citation `log:<seq>#L3-L9` (where `<seq>`
+//! is the `command_started` event) always resolves to the same bytes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::report::Report;
+
+/// One entry of an attempt's work log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Position in the attempt's log, starting at 1, with no gaps.
+    pub seq: u64,
+    /// Milliseconds since the Unix epoch when the event was recorded.
+    pub at_ms: i64,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// What happened. Tagged with `type` in JSON, e.g. `{"type":"command_started",...}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// The attempt changed state; `reason` says why when it is not obvious.
+    StateChanged {
+        state: AttemptState,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// The sandbox is ready: which backend, what isolation and limits apply, how long it took.
+    SandboxReady { backend: String, isolation: Vec<String>, base_commit: String, duration_ms: u64 },
+    /// Instructions found in AGENTS.md files and given to the model, nearest last.
+    InstructionsLoaded { files: Vec<String>, bytes: u64, truncated: bool },
+    /// A model turn began (1-based).
+    TurnStarted { turn: u32 },
+    /// Text the agent said to the user.
+    AgentMessage { text: String },
+    /// A summary of the model's reasoning, when the provider gives one.
+    Reasoning { text: String },
+    /// A command is about to run. Its `seq` is the id used by log citations.
+    CommandStarted { call_id: String, command: Vec<String>, workdir: String, timeout_ms: u64 },
+    /// A chunk of a command's combined stdout/stderr. `first_line` is the 1-based number, within
+    /// that command's output, of the first line this chunk starts; chunks end on line boundaries
+    /// except the last one of a command.
+    CommandOutput { call_id: String, first_line: u64, text: String },
+    /// A command ended. `exit_code` is `None` when it was killed by a signal or timed out.
+    CommandFinished {
+        call_id: String,
+        exit_code: Option<i32>,
+        timed_out: bool,
+        duration_ms: u64,
+        output_lines: u64,
+        output_bytes: u64,
+        /// Bytes of output dropped because the command wrote more than the per-command cap.
+        dropped_bytes: u64,
+    },
+    /// The agent applied (or failed to apply) a patch.
+    PatchApplied {
+        call_id: String,
+        success: bool,
+        changes: Vec<FileChange>,
+        /// What the patch engine said: a summary on success, the error on failure.
+        output: String,
+    },
+    /// The agent's plan, as last updated.
+    PlanUpdated {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        explanation: Option<String>,
+        plan: Vec<PlanItem>,
+    },
+    /// A tool call that could not be carried out (unknown tool, bad arguments); the model was told.
+    ToolError { call_id: String, tool: String, message: String },
+    /// Tokens used by one model turn.
+    TokenUsage { turn: u32, usage: TokenUsage },
+    /// A configured limit stopped something (turns, wall clock, output bytes, ...).
+    LimitReached { limit: String, detail: String },
+    /// The model endpoint failed and Errand will retry after `delay_ms`.
+    ModelRetry { attempt: u32, delay_ms: u64, error: String },
+    /// The final diff was computed.
+    DiffReady { files: Vec<FileChange> },
+    /// The final report, citations checked.
+    ReportReady { report: Report },
+    /// The attempt is over. Always the last event.
+    Finished { outcome: AttemptOutcome },
+}
+
+/// The life of an attempt: `queued → preparing → running → {succeeded, failed, cancelled, timed_out}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptState {
+    Queued,
+    Preparing,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    TimedOut,
+}
+
+impl AttemptState {
+    /// Whether no further transition can happen.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled | Self::TimedOut)
+    }
+}
+
+/// How an attempt ended, with the reason a person reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptOutcome {
+    pub state: AttemptState,
+    pub reason: String,
+}
+
+/// Token counts for one turn or a whole attempt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUsage {
+    pub input: u64,
+    pub cached_input: u64,
+    pub output: u64,
+    pub reasoning: u64,
+}
+
+impl TokenUsage {
+    pub fn add(&mut self, other: &TokenUsage) {
+        self.input += other.input;
+        self.cached_input += other.cached_input;
+        self.output += other.output;
+        self.reasoning += other.reasoning;
+    }
+}
+
+/// One step of the agent's plan (the `update_plan` tool's shape).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanItem {
+    pub step: String,
+    pub status: PlanStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanStatus {
+    Pending,
+    InProgress,
+    Completed,
+}
+
+/// One file touched by a patch or by the final diff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileChange {
+    pub path: String,
+    #[serde(flatten)]
+    pub kind: FileChangeKind,
+    /// Lines added and removed; both 0 for binary files.
+    #[serde(default)]
+    pub insertions: u64,
+    #[serde(default)]
+    pub deletions: u64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub binary: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum FileChangeKind {
+    Added,
+    Modified,
+    Deleted,
+    Renamed {
+        from: String,
+    },
+    /// Only the file mode changed (e.g. made executable).
+    ModeChanged,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_serialize_with_a_type_tag() {
+        let event = Event {
+            seq: 3,
+            at_ms: 1,
+            kind: EventKind::CommandStarted {
+                call_id: "c1".into(),
+                command: vec!["cargo".into(), "test".into()],
+                workdir: "/workspace".into(),
+                timeout_ms: 1000,
+            },
+        };
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["type"], "command_started");
+        assert_eq!(json["seq"], 3);
+        assert_eq!(serde_json::from_value::<Event>(json).unwrap(), event);
+    }
+
+    #[test]
+    fn file_change_renames_carry_their_source() {
+        let change = FileChange {
+            path: "b.rs".into(),
+            kind: FileChangeKind::Renamed { from: "a.rs".into() },
+            insertions: 1,
+            deletions: 0,
+            binary: false,
+        };
+        let json = serde_json::to_value(&change).unwrap();
+        assert_eq!(json["change"], "renamed");
+        assert_eq!(json["from"], "a.rs");
+        assert_eq!(serde_json::from_value::<FileChange>(json).unwrap(), change);
+    }
+
+    #[test]
+    fn terminal_states() {
+        assert!(AttemptState::TimedOut.is_terminal());
+        assert!(!AttemptState::Running.is_terminal());
+    }
+}
