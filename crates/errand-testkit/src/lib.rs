@@ -1,1 +1,17 @@
-//! placeholder
+//! Test-only helpers for Errand: the scripted model server.
+//!
+//! [`ScriptedModel`] speaks the real OpenAI Responses streaming protocol on loopback, driven by a
+//! [`Script`] (TOML, documented in this crate's `README.md`), with fault injection for retry
+//! tests and expectations on what the agent sends. The `errand-mock-model` binary serves a script
+//! file for end-to-end tests of the `errand` binary.
+//!
+//! Invariant: never shipped in the `errand` binary; nothing here is a production dependency.
+
+mod expect;
+mod responses_stream;
+mod script;
+mod server;
+
+pub use responses_stream::{SseEvent, split_in_chunks};
+pub use script::{Arguments, Expect, Fault, FaultKind, Output, Script, ScriptError, Turn, Usage};
+pub use server::ScriptedModel;

@@ -1,0 +1,340 @@
+//! [`ScriptedModel`]: a loopback HTTP server that answers `POST /v1/responses` from a [`Script`].
+//!
+//! Each request consumes the next turn: first its fault (as many times as scripted), then the turn
+//! itself. A request that breaks an expectation, or arrives after the script ran out, gets HTTP
+//! 400 with code `script_violation` and is recorded for [`ScriptedModel::verify`].
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::{self, BoxStream};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use crate::expect::{self, quote};
+use crate::responses_stream::{ResponseEvents, SseEvent};
+use crate::script::{FaultKind, Output, Script, Turn, Usage};
+
+/// A running scripted model server. It stops accepting connections when dropped.
+pub struct ScriptedModel {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+}
+
+struct Shared {
+    turns: Vec<Turn>,
+    state: Mutex<PlayState>,
+    /// Flips to `true` when the owner drops the server; stalled streams end then.
+    shutdown: watch::Receiver<bool>,
+}
+
+#[derive(Default)]
+struct PlayState {
+    /// Index of the turn the next request consumes.
+    next_turn: usize,
+    /// How many times the current turn's fault has been served.
+    faults_served: u32,
+    requests: Vec<Recorded>,
+    violations: Vec<String>,
+}
+
+struct Recorded {
+    body: Value,
+    headers: HeaderMap,
+}
+
+/// What to answer, decided under the lock and carried out after it.
+enum Reply {
+    Violation(String),
+    Fault { turn: usize, kind: FaultKind },
+    Serve { turn: usize },
+}
+
+impl ScriptedModel {
+    /// Starts the server on `127.0.0.1` with a port chosen by the system.
+    pub async fn start(script: Script) -> io::Result<ScriptedModel> {
+        Self::start_on(script, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Starts the server on `addr` (port 0: chosen by the system).
+    pub async fn start_on(script: Script, addr: SocketAddr) -> io::Result<ScriptedModel> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            turns: script.turns,
+            state: Mutex::new(PlayState::default()),
+            shutdown: shutdown_rx.clone(),
+        });
+        let app = Router::new()
+            .route("/v1/responses", post(responses))
+            .fallback(no_route)
+            .with_state(shared.clone());
+        let mut stop = shutdown_rx;
+        // Owned through `shutdown`: dropping the server flips it, the serve loop drains and ends.
+        tokio::spawn(async move {
+            let stopped = async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+            };
+            let _ = axum::serve(listener, app).with_graceful_shutdown(stopped).await;
+        });
+        Ok(ScriptedModel { addr, shared, shutdown })
+    }
+
+    /// The base URL a client appends `/responses` to: `http://127.0.0.1:PORT/v1`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Every request body received, in order (a body that was not JSON appears as a string).
+    pub fn requests(&self) -> Vec<Value> {
+        self.shared.lock().requests.iter().map(|r| r.body.clone()).collect()
+    }
+
+    /// Header `name` of the `index`th request (0-based), e.g. to check `authorization`.
+    pub fn request_header(&self, index: usize, name: &str) -> Option<String> {
+        let state = self.shared.lock();
+        let value = state.requests.get(index)?.headers.get(name)?;
+        Some(String::from_utf8_lossy(value.as_bytes()).into_owned())
+    }
+
+    /// `Ok` when every turn was consumed and no request broke an expectation; `Err` lists each
+    /// problem on its own line, naming the turn.
+    pub fn verify(&self) -> Result<(), String> {
+        let state = self.shared.lock();
+        let mut problems = state.violations.clone();
+        let total = self.shared.turns.len();
+        if state.next_turn < total {
+            let unconsumed: Vec<String> =
+                (state.next_turn + 1..=total).map(|n| n.to_string()).collect();
+            problems.push(format!(
+                "scripted model: turn {} of {total} never served (unconsumed turns: {}); \
+                 {} request(s) received",
+                state.next_turn + 1,
+                unconsumed.join(", "),
+                state.requests.len()
+            ));
+        }
+        if problems.is_empty() { Ok(()) } else { Err(problems.join("\n")) }
+    }
+}
+
+impl Drop for ScriptedModel {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, PlayState> {
+        // A panic while holding the lock leaves plain data behind; keep serving it.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records the request and decides the reply, advancing the script.
+    fn decide(&self, headers: HeaderMap, raw: &str) -> Reply {
+        let mut state = self.lock();
+        let turn = state.next_turn + 1;
+        let body = serde_json::from_str::<Value>(raw);
+        state.requests.push(Recorded {
+            body: body.as_ref().cloned().unwrap_or_else(|_| Value::String(raw.to_string())),
+            headers,
+        });
+        let violation = match (&body, self.turns.get(state.next_turn)) {
+            (Err(e), _) => Some(format!("request body is not JSON ({e}): {:?}", quote(raw))),
+            (Ok(_), None) => Some(format!(
+                "the script has {} turn(s), all consumed, but another request arrived: {:?}",
+                self.turns.len(),
+                quote(raw)
+            )),
+            (Ok(body), Some(spec)) => expect::check(&spec.expect, raw, body).err(),
+        };
+        if let Some(what) = violation {
+            let message = format!("scripted model: turn {turn}: {what}");
+            eprintln!("{message}");
+            state.violations.push(message.clone());
+            return Reply::Violation(message);
+        }
+        let Some(spec) = self.turns.get(state.next_turn) else {
+            // Unreachable: a missing turn is a violation above.
+            return Reply::Violation(format!("scripted model: turn {turn}: no such turn"));
+        };
+        if let Some(fault) = &spec.fault
+            && state.faults_served < fault.times
+        {
+            state.faults_served += 1;
+            return Reply::Fault { turn, kind: fault.kind.clone() };
+        }
+        state.next_turn += 1;
+        state.faults_served = 0;
+        Reply::Serve { turn }
+    }
+}
+
+async fn responses(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    let raw = String::from_utf8_lossy(&body).into_owned();
+    let (turn, fault) = match shared.decide(headers, &raw) {
+        Reply::Violation(message) => return violation_response(&message),
+        Reply::Fault { turn, kind } => (turn, Some(kind)),
+        Reply::Serve { turn } => (turn, None),
+    };
+    // `decide` only returns turn numbers of existing turns (1-based).
+    let spec = &shared.turns[turn - 1];
+    if spec.delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(spec.delay_ms)).await;
+    }
+    let model = serde_json::from_str::<Value>(&raw)
+        .ok()
+        .and_then(|v| v.get("model")?.as_str().map(str::to_string))
+        .unwrap_or_else(|| "scripted".to_string());
+    let usage = spec.usage.unwrap_or_else(|| default_usage(&raw, &spec.output));
+    let completed = || ResponseEvents::start(turn, &model).completed(&spec.output, usage);
+    match fault {
+        None => sse_response(completed(), Tail::End, &shared),
+        Some(FaultKind::Status { status, retry_after, retry_after_ms, code, message }) => {
+            status_fault(status, retry_after, retry_after_ms, code, message)
+        }
+        Some(FaultKind::Failed { code, message }) => {
+            let message = message.unwrap_or_else(|| format!("scripted failure: {code}"));
+            let events = ResponseEvents::start(turn, &model).failed(&code, &message);
+            sse_response(events, Tail::End, &shared)
+        }
+        Some(FaultKind::DropAfterEvents(n)) => {
+            sse_response(cut(completed(), n), Tail::Drop, &shared)
+        }
+        Some(FaultKind::StallAfterEvents(n)) => {
+            sse_response(cut(completed(), n), Tail::Stall, &shared)
+        }
+    }
+}
+
+/// The first `n` events, never including the last (`response.completed` would be a success).
+fn cut(mut events: Vec<SseEvent>, n: usize) -> Vec<SseEvent> {
+    events.truncate(n.min(events.len().saturating_sub(1)));
+    events
+}
+
+/// How a streamed body ends.
+enum Tail {
+    End,
+    /// Abort the connection mid-body (no terminating chunk).
+    Drop,
+    /// Send nothing more until the server shuts down.
+    Stall,
+}
+
+fn sse_response(events: Vec<SseEvent>, tail: Tail, shared: &Shared) -> Response {
+    // Yielding before each frame makes hyper flush the previous one, so frames leave as separate
+    // chunks (as from a real model) and a dropped stream has delivered its events before the cut.
+    let frames = stream::iter(events).then(|event| async move {
+        tokio::task::yield_now().await;
+        Ok::<_, io::Error>(Bytes::from(event.to_frame()))
+    });
+    let dropped = || io::Error::new(io::ErrorKind::ConnectionAborted, "scripted fault: dropped");
+    let body: BoxStream<'static, io::Result<Bytes>> = match tail {
+        Tail::End => frames.boxed(),
+        Tail::Drop => frames
+            .chain(stream::once(async move {
+                tokio::task::yield_now().await;
+                Err(dropped())
+            }))
+            .boxed(),
+        Tail::Stall => {
+            let mut shutdown = shared.shutdown.clone();
+            let wait = async move {
+                let _ = shutdown.wait_for(|stop| *stop).await;
+                Err(dropped())
+            };
+            frames.chain(stream::once(wait)).boxed()
+        }
+    };
+    let mut response = Response::new(Body::from_stream(body));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+fn status_fault(
+    status: u16,
+    retry_after: Option<u64>,
+    retry_after_ms: Option<u64>,
+    code: Option<String>,
+    message: Option<String>,
+) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let (kind, default_code) = match status.as_u16() {
+        401 | 403 => ("invalid_request_error", Some("invalid_api_key")),
+        404 => ("invalid_request_error", Some("model_not_found")),
+        429 => ("rate_limit_error", Some("rate_limit_exceeded")),
+        500..=599 => ("server_error", Some("server_error")),
+        _ => ("invalid_request_error", None),
+    };
+    let message = message.unwrap_or_else(|| format!("scripted fault: HTTP {}", status.as_u16()));
+    let code = code.as_deref().or(default_code);
+    let body = json!({"error": {"message": message, "type": kind, "code": code, "param": null}});
+    let mut response = (status, axum::Json(body)).into_response();
+    let headers = response.headers_mut();
+    if let Some(seconds) = retry_after {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    if let Some(ms) = retry_after_ms {
+        headers.insert("retry-after-ms", HeaderValue::from(ms));
+    }
+    response
+}
+
+fn violation_response(message: &str) -> Response {
+    let body = json!({"error": {
+        "message": message, "type": "invalid_request_error", "code": "script_violation", "param": null,
+    }});
+    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+}
+
+async fn no_route(method: Method, uri: Uri) -> Response {
+    let message =
+        format!("scripted model: no route for {method} {uri}; it serves POST /v1/responses");
+    let body = json!({"error": {
+        "message": message, "type": "invalid_request_error", "code": "not_found", "param": null,
+    }});
+    (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
+}
+
+/// Plausible usage: about four bytes a token, as tokenizers average on English and code.
+fn default_usage(raw_request: &str, outputs: &[Output]) -> Usage {
+    let mut output_bytes = 0;
+    let mut reasoning_bytes = 0;
+    for output in outputs {
+        match output {
+            Output::Message { text } => output_bytes += text.len(),
+            Output::FunctionCall { arguments, .. } => {
+                output_bytes += arguments.to_json_text().len()
+            }
+            Output::CustomToolCall { input, .. } => output_bytes += input.len(),
+            Output::Reasoning { summary, .. } => reasoning_bytes += summary.len() * 4,
+        }
+    }
+    let reasoning_tokens = (reasoning_bytes / 4) as u64;
+    Usage {
+        input_tokens: (raw_request.len() / 4).max(1) as u64,
+        cached_tokens: 0,
+        output_tokens: (output_bytes / 4) as u64 + 1 + reasoning_tokens,
+        reasoning_tokens,
+    }
+}
