@@ -1,1 +1,24 @@
-//! placeholder
+//! Errand's agent loop: it turns a task into model turns and tool calls against a `Sandbox`, and
+//! ends with a report whose citations are checked against the final tree and the recorded logs.
+//!
+//! Invariant: the agent never touches the host's file system. Everything it knows of the
+//! workspace comes through the `Sandbox` trait; it runs in the worker, never inside the sandbox,
+//! so model keys never enter the agent's computer.
+
+mod events;
+mod instructions;
+mod model;
+mod output;
+mod prompt;
+mod report;
+mod run;
+mod tools;
+mod truncate;
+
+pub use events::{EventSink, MemoryLog};
+pub use instructions::{InstructionFile, InstructionsChain, assemble_chain};
+pub use model::Model;
+pub use output::OutputRecorder;
+pub use report::{CommandRecord, check_citations, parse_final_message, recorded_checks};
+pub use run::{AgentConfig, AttemptResult, AttemptSpec, PatchToolMode, run_attempt};
+pub use truncate::truncate_for_model;

@@ -1,1 +1,91 @@
-fn main() {}
+//! The `errand` binary: parses arguments and calls the libraries.
+
+mod bench;
+mod config;
+mod exec;
+mod render;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "errand", version, about = "Delegate software tasks to an agent that works in its own sandbox.")]
+struct Cli {
+    /// Configuration file (default: $ERRAND_CONFIG, else ~/.config/errand/errand.toml if it exists).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one task on the repository in the current directory and print the diff and report.
+    Exec(exec::ExecArgs),
+    /// Apply a `*** Begin Patch` patch read from stdin in the current directory.
+    ApplyPatch {
+        /// Refuse paths outside this directory (default: the current directory).
+        #[arg(long)]
+        root: Option<PathBuf>,
+        /// Print one JSON line with the outcome (used inside the sandbox).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure Errand's own performance.
+    Bench {
+        #[command(subcommand)]
+        what: bench::BenchCommand,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::ApplyPatch { root, json } = &cli.command {
+        // Runs inside the sandbox for every patch: no async runtime, no config, no logging.
+        return apply_patch(root.clone(), *json);
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ERRAND_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("errand: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("errand: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    let config = config::Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Exec(args) => exec::run(args, config).await,
+        Command::Bench { what } => bench::run(what, config).await,
+        Command::ApplyPatch { .. } => unreachable!("handled before the runtime starts"),
+    }
+}
+
+fn apply_patch(root: Option<PathBuf>, json: bool) -> ExitCode {
+    let cwd = match std::env::current_dir() {
+        Ok(cwd) => cwd,
+        Err(e) => {
+            eprintln!("apply-patch: cannot read the current directory: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let args = errand_patch::CliArgs { root, cwd, json };
+    let code = errand_patch::run_cli(&args, &mut std::io::stdin().lock(), &mut std::io::stdout().lock(), &mut std::io::stderr().lock());
+    ExitCode::from(code.clamp(0, 255) as u8)
+}

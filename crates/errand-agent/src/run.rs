@@ -1,0 +1,498 @@
+//! The agent loop: model turn, tool calls, repeat, until the model answers without a tool call
+//! (its final message) or a limit bites; then the diff and the checked report.
+
+use std::time::{Duration, Instant};
+
+use errand_model::{Item, ModelProgress, ModelRequest, Role};
+use errand_protocol::{AttemptOutcome, AttemptState, EventKind, Report, TokenUsage};
+use errand_sandbox::{ExecRequest, Sandbox, SandboxError, WorkspaceDiff};
+use tokio::sync::mpsc;
+
+use crate::events::EventSink;
+use crate::instructions::load_chain;
+use crate::model::Model;
+use crate::output::OutputRecorder;
+use crate::prompt::{context_message, system_prompt};
+use crate::report::{CommandRecord, build_report};
+use crate::tools::{self, PatchArgs, PlanArgs, ShellArgs, parse_args, patch_in_shell_call};
+use crate::truncate::truncate_for_model;
+
+/// How `apply_patch` is offered: as a freeform tool (Responses API custom tools) or as a JSON
+/// function with one `input` string, for providers without freeform tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchToolMode {
+    Freeform,
+    Function,
+}
+
+/// Limits and knobs of one attempt.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub max_turns: u32,
+    /// Timeout of a command when the model gives none.
+    pub command_timeout: Duration,
+    /// The most a model may ask for with `timeout_ms`.
+    pub max_command_timeout: Duration,
+    /// Wall clock for the whole agent phase (hard).
+    pub attempt_timeout: Duration,
+    /// Output kept per command; beyond it, bytes are counted and dropped.
+    pub max_output_bytes: u64,
+    /// How much of a command's output the model sees (head and tail).
+    pub model_output_lines: usize,
+    pub model_output_bytes: usize,
+    /// Bytes of AGENTS.md text given to the model.
+    pub instructions_budget: usize,
+    pub patch_tool: PatchToolMode,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            max_turns: 80,
+            command_timeout: Duration::from_secs(300),
+            max_command_timeout: Duration::from_secs(1800),
+            attempt_timeout: Duration::from_secs(3600),
+            max_output_bytes: 4 << 20,
+            model_output_lines: 256,
+            model_output_bytes: 10 << 10,
+            instructions_budget: 32 << 10,
+            patch_tool: PatchToolMode::Freeform,
+        }
+    }
+}
+
+/// The task as the agent receives it.
+#[derive(Debug, Clone)]
+pub struct AttemptSpec {
+    pub prompt: String,
+    /// The working directory relative to the repository root (`""` for the root).
+    pub workdir: String,
+}
+
+/// How an attempt ended and what it produced.
+#[derive(Debug, Clone)]
+pub struct AttemptResult {
+    pub outcome: AttemptOutcome,
+    pub report: Option<Report>,
+    pub diff: Option<WorkspaceDiff>,
+    pub usage: TokenUsage,
+    pub turns: u32,
+}
+
+/// Conversation and records that outlive a loop cut short by the wall clock.
+struct LoopState {
+    input: Vec<Item>,
+    commands: Vec<CommandRecord>,
+    usage: TokenUsage,
+    turns: u32,
+}
+
+enum LoopEnd {
+    Finished { message: String },
+    Failed { state: AttemptState, reason: String },
+}
+
+/// Runs one attempt to the end. Never panics on bad model output: every problem becomes an event
+/// and, if it is fatal, the outcome's reason.
+pub async fn run_attempt(
+    spec: &AttemptSpec,
+    sandbox: &dyn Sandbox,
+    model: &dyn Model,
+    config: &AgentConfig,
+    sink: &mut dyn EventSink,
+) -> AttemptResult {
+    sink.record(EventKind::StateChanged { state: AttemptState::Running, reason: None }).await;
+    let mut state =
+        LoopState { input: Vec::new(), commands: Vec::new(), usage: TokenUsage::default(), turns: 0 };
+    let end = match tokio::time::timeout(
+        config.attempt_timeout,
+        agent_loop(spec, sandbox, model, config, sink, &mut state),
+    )
+    .await
+    {
+        Ok(end) => end,
+        Err(_) => {
+            let detail = format!("the attempt ran for its whole {} s wall clock", config.attempt_timeout.as_secs());
+            sink.record(EventKind::LimitReached { limit: "attempt_wall_clock".into(), detail: detail.clone() }).await;
+            LoopEnd::Failed { state: AttemptState::TimedOut, reason: detail }
+        }
+    };
+
+    let diff = match sandbox.diff().await {
+        Ok(diff) => {
+            sink.record(EventKind::DiffReady { files: diff.files.clone() }).await;
+            Some(diff)
+        }
+        Err(e) => {
+            let reason = format!("could not compute the diff: {e}");
+            return finish(sink, state, AttemptState::Failed, reason, None, None).await;
+        }
+    };
+    match end {
+        LoopEnd::Finished { message } => {
+            let files = diff.as_ref().map(|d| d.files.as_slice()).unwrap_or(&[]);
+            match build_report(&message, sandbox, &state.commands, files).await {
+                Ok(report) => {
+                    sink.record(EventKind::ReportReady { report: report.clone() }).await;
+                    let reason = format!("finished after {} turns", state.turns);
+                    finish(sink, state, AttemptState::Succeeded, reason, Some(report), diff).await
+                }
+                Err(e) => {
+                    let reason = format!("could not check the report's citations: {e}");
+                    finish(sink, state, AttemptState::Failed, reason, None, diff).await
+                }
+            }
+        }
+        LoopEnd::Failed { state: end_state, reason } => {
+            finish(sink, state, end_state, reason, None, diff).await
+        }
+    }
+}
+
+async fn finish(
+    sink: &mut dyn EventSink,
+    state: LoopState,
+    end_state: AttemptState,
+    reason: String,
+    report: Option<Report>,
+    diff: Option<WorkspaceDiff>,
+) -> AttemptResult {
+    let outcome = AttemptOutcome { state: end_state, reason };
+    sink.record(EventKind::StateChanged { state: end_state, reason: Some(outcome.reason.clone()) }).await;
+    sink.record(EventKind::Finished { outcome: outcome.clone() }).await;
+    AttemptResult { outcome, report, diff, usage: state.usage, turns: state.turns }
+}
+
+async fn agent_loop(
+    spec: &AttemptSpec,
+    sandbox: &dyn Sandbox,
+    model: &dyn Model,
+    config: &AgentConfig,
+    sink: &mut dyn EventSink,
+    state: &mut LoopState,
+) -> LoopEnd {
+    let workspace = sandbox.workspace_dir().to_string();
+    let chain = match load_chain(sandbox, &spec.workdir, config.instructions_budget).await {
+        Ok(chain) => chain,
+        Err(e) => {
+            return LoopEnd::Failed {
+                state: AttemptState::Failed,
+                reason: format!("could not read AGENTS.md: {e}"),
+            };
+        }
+    };
+    if !chain.files.is_empty() {
+        sink.record(EventKind::InstructionsLoaded {
+            files: chain.files.clone(),
+            bytes: chain.text.len() as u64,
+            truncated: chain.truncated,
+        })
+        .await;
+    }
+    state.input.push(Item::Message {
+        role: Role::Developer,
+        text: context_message(&workspace, &spec.workdir, &chain.text),
+    });
+    state.input.push(Item::Message { role: Role::User, text: spec.prompt.clone() });
+    let instructions = system_prompt(&workspace);
+    let tool_specs = tools::specs(config.patch_tool);
+
+    loop {
+        if state.turns >= config.max_turns {
+            let detail = format!("the agent used all {} turns without finishing", config.max_turns);
+            sink.record(EventKind::LimitReached { limit: "max_turns".into(), detail: detail.clone() }).await;
+            return LoopEnd::Failed { state: AttemptState::Failed, reason: detail };
+        }
+        state.turns += 1;
+        let turn = state.turns;
+        sink.record(EventKind::TurnStarted { turn }).await;
+        let request = ModelRequest {
+            instructions: instructions.clone(),
+            input: state.input.clone(),
+            tools: tool_specs.clone(),
+            parallel_tool_calls: false,
+        };
+        let mut retries = Vec::new();
+        let result = model
+            .turn(&request, &mut |progress| {
+                if let ModelProgress::Retrying { attempt, delay, error } = progress {
+                    retries.push(EventKind::ModelRetry { attempt, delay_ms: delay.as_millis() as u64, error });
+                }
+            })
+            .await;
+        for retry in retries {
+            sink.record(retry).await;
+        }
+        let response = match result {
+            Ok(response) => response,
+            Err(e) => {
+                return LoopEnd::Failed {
+                    state: AttemptState::Failed,
+                    reason: format!("the model request failed: {e}"),
+                };
+            }
+        };
+        state.usage.add(&response.usage);
+        sink.record(EventKind::TokenUsage { turn, usage: response.usage }).await;
+
+        let mut message = String::new();
+        let mut called_tool = false;
+        for item in response.items {
+            state.input.push(item.clone());
+            match item {
+                Item::Message { role: Role::Assistant, text } => {
+                    sink.record(EventKind::AgentMessage { text: text.clone() }).await;
+                    if !message.is_empty() {
+                        message.push_str("\n\n");
+                    }
+                    message.push_str(&text);
+                }
+                Item::Reasoning { summary, .. } if !summary.is_empty() => {
+                    sink.record(EventKind::Reasoning { text: summary.join("\n\n") }).await;
+                }
+                Item::FunctionCall { call_id, name, arguments } => {
+                    called_tool = true;
+                    let output = match handle_function(&call_id, &name, &arguments, spec, sandbox, config, sink, state).await {
+                        Ok(output) => output,
+                        Err(fatal) => return fatal,
+                    };
+                    state.input.push(Item::FunctionCallOutput { call_id, output });
+                }
+                Item::CustomToolCall { call_id, name, input } => {
+                    called_tool = true;
+                    let output = if name == tools::APPLY_PATCH {
+                        match run_patch(&call_id, &input, None, spec, sandbox, sink).await {
+                            Ok(output) => output,
+                            Err(fatal) => return fatal,
+                        }
+                    } else {
+                        tool_error(sink, &call_id, &name, unknown_tool(&name)).await
+                    };
+                    state.input.push(Item::CustomToolCallOutput { call_id, output });
+                }
+                _ => {}
+            }
+        }
+        if !called_tool {
+            if message.trim().is_empty() {
+                return LoopEnd::Failed {
+                    state: AttemptState::Failed,
+                    reason: "the model ended its turn with neither a tool call nor a final message".into(),
+                };
+            }
+            return LoopEnd::Finished { message };
+        }
+    }
+}
+
+fn unknown_tool(name: &str) -> String {
+    format!("unknown tool `{name}`; the available tools are shell, apply_patch and update_plan")
+}
+
+async fn tool_error(sink: &mut dyn EventSink, call_id: &str, tool: &str, message: String) -> String {
+    sink.record(EventKind::ToolError { call_id: call_id.into(), tool: tool.into(), message: message.clone() })
+        .await;
+    message
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn handle_function(
+    call_id: &str,
+    name: &str,
+    arguments: &str,
+    spec: &AttemptSpec,
+    sandbox: &dyn Sandbox,
+    config: &AgentConfig,
+    sink: &mut dyn EventSink,
+    state: &mut LoopState,
+) -> Result<String, LoopEnd> {
+    match name {
+        tools::SHELL => {
+            let args: ShellArgs = match parse_args(name, arguments) {
+                Ok(args) => args,
+                Err(message) => return Ok(tool_error(sink, call_id, name, message).await),
+            };
+            if args.command.is_empty() {
+                let message = parse_args::<ShellArgs>(name, "{}").unwrap_err().replace(
+                    "missing field `command`",
+                    "`command` must not be empty",
+                );
+                return Ok(tool_error(sink, call_id, name, message).await);
+            }
+            if let Some(patch) = patch_in_shell_call(&args.command) {
+                return run_patch(call_id, &patch, args.workdir.as_deref(), spec, sandbox, sink).await;
+            }
+            run_shell(call_id, args, spec, sandbox, config, sink, state).await
+        }
+        tools::APPLY_PATCH => match parse_args::<PatchArgs>(name, arguments) {
+            Ok(args) => run_patch(call_id, &args.input, None, spec, sandbox, sink).await,
+            Err(message) => Ok(tool_error(sink, call_id, name, message).await),
+        },
+        tools::UPDATE_PLAN => match parse_args::<PlanArgs>(name, arguments) {
+            Ok(args) => {
+                let (explanation, plan) = args.into_items();
+                sink.record(EventKind::PlanUpdated { explanation, plan }).await;
+                Ok("Plan updated.".into())
+            }
+            Err(message) => Ok(tool_error(sink, call_id, name, message).await),
+        },
+        other => Ok(tool_error(sink, call_id, other, unknown_tool(other)).await),
+    }
+}
+
+/// The workdir a tool call names, relative to the repository root, or absolute in the sandbox.
+fn resolve_workdir(spec: &AttemptSpec, requested: Option<&str>) -> String {
+    match requested {
+        Some(dir) if dir.starts_with('/') => dir.to_string(),
+        Some(dir) if !spec.workdir.is_empty() => format!("{}/{dir}", spec.workdir),
+        Some(dir) => dir.to_string(),
+        None => spec.workdir.clone(),
+    }
+}
+
+/// A sandbox error the model can act on (bad workdir) goes back to it; others end the attempt.
+fn sandbox_failure(e: SandboxError) -> Result<String, LoopEnd> {
+    match e {
+        SandboxError::NoSuchWorkdir(_) | SandboxError::OutsideWorkspace(_) => Ok(e.to_string()),
+        other => Err(LoopEnd::Failed {
+            state: AttemptState::Failed,
+            reason: format!("the sandbox failed: {other}"),
+        }),
+    }
+}
+
+async fn run_patch(
+    call_id: &str,
+    patch: &str,
+    workdir: Option<&str>,
+    spec: &AttemptSpec,
+    sandbox: &dyn Sandbox,
+    sink: &mut dyn EventSink,
+) -> Result<String, LoopEnd> {
+    let workdir = resolve_workdir(spec, workdir);
+    match sandbox.apply_patch(patch, &workdir).await {
+        Ok(outcome) => {
+            sink.record(EventKind::PatchApplied {
+                call_id: call_id.into(),
+                success: outcome.success,
+                changes: outcome.changes,
+                output: outcome.output.clone(),
+            })
+            .await;
+            Ok(outcome.output)
+        }
+        Err(e) => {
+            let output = sandbox_failure(e)?;
+            Ok(tool_error(sink, call_id, tools::APPLY_PATCH, output).await)
+        }
+    }
+}
+
+async fn run_shell(
+    call_id: &str,
+    args: ShellArgs,
+    spec: &AttemptSpec,
+    sandbox: &dyn Sandbox,
+    config: &AgentConfig,
+    sink: &mut dyn EventSink,
+    state: &mut LoopState,
+) -> Result<String, LoopEnd> {
+    let workdir = resolve_workdir(spec, args.workdir.as_deref());
+    let timeout = args
+        .timeout_ms
+        .filter(|ms| ms.is_finite() && *ms > 0.0)
+        .map(|ms| Duration::from_millis(ms as u64))
+        .unwrap_or(config.command_timeout)
+        .min(config.max_command_timeout);
+    let started = sink
+        .record(EventKind::CommandStarted {
+            call_id: call_id.into(),
+            command: args.command.clone(),
+            workdir: workdir.clone(),
+            timeout_ms: timeout.as_millis() as u64,
+        })
+        .await;
+    let request = ExecRequest { command: args.command.clone(), workdir, timeout, env: Vec::new(), stdin: None };
+
+    // The sandbox hands output to a synchronous callback; events are recorded asynchronously, so
+    // chunks cross a channel and are recorded while the command still runs.
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let mut recorder = OutputRecorder::new(config.max_output_bytes);
+    let clock = Instant::now();
+    let exec = async move {
+        let mut on_output = move |bytes: &[u8]| {
+            let _ = tx.send(bytes.to_vec());
+        };
+        sandbox.exec(request, &mut on_output).await
+    };
+    let record = async {
+        while let Some(bytes) = rx.recv().await {
+            if let Some((first_line, text)) = recorder.push(&bytes) {
+                sink.record(EventKind::CommandOutput { call_id: call_id.into(), first_line, text }).await;
+            }
+        }
+        if let Some((first_line, text)) = recorder.finish() {
+            sink.record(EventKind::CommandOutput { call_id: call_id.into(), first_line, text }).await;
+        }
+    };
+    let (result, ()) = tokio::join!(exec, record);
+    let duration = clock.elapsed();
+
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            let output = sandbox_failure(e)?;
+            sink.record(EventKind::CommandFinished {
+                call_id: call_id.into(),
+                exit_code: None,
+                timed_out: false,
+                duration_ms: duration.as_millis() as u64,
+                output_lines: 0,
+                output_bytes: 0,
+                dropped_bytes: 0,
+            })
+            .await;
+            return Ok(output);
+        }
+    };
+    sink.record(EventKind::CommandFinished {
+        call_id: call_id.into(),
+        exit_code: outcome.exit_code,
+        timed_out: outcome.timed_out,
+        duration_ms: outcome.duration.as_millis() as u64,
+        output_lines: recorder.lines(),
+        output_bytes: recorder.recorded_bytes(),
+        dropped_bytes: recorder.dropped_bytes(),
+    })
+    .await;
+    state.commands.push(CommandRecord {
+        event: started.seq,
+        command: args.command,
+        exit_code: outcome.exit_code,
+        output: recorder.text().to_string(),
+        output_lines: recorder.lines(),
+    });
+
+    let status = match (outcome.exit_code, outcome.timed_out, outcome.signal) {
+        (_, true, _) => format!("none (killed after the {} ms timeout)", timeout.as_millis()),
+        (Some(code), _, _) => code.to_string(),
+        (None, _, Some(signal)) => format!("none (killed by signal {signal})"),
+        (None, _, None) => "none".into(),
+    };
+    let mut text = format!(
+        "Exit code: {status}\nWall time: {:.1} seconds\nLog: log:{} ({} lines)\n",
+        outcome.duration.as_secs_f64(),
+        started.seq,
+        recorder.lines()
+    );
+    if recorder.dropped_bytes() > 0 {
+        text.push_str(&format!(
+            "Note: {} more bytes of output were discarded (over the {} byte limit)\n",
+            recorder.dropped_bytes(),
+            config.max_output_bytes
+        ));
+    }
+    text.push_str("Output:\n");
+    text.push_str(&truncate_for_model(recorder.text(), config.model_output_lines, config.model_output_bytes));
+    Ok(text)
+}

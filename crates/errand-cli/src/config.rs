@@ -1,0 +1,254 @@
+//! One typed configuration: `errand.toml` (from `--config`, `ERRAND_CONFIG`, or
+//! `~/.config/errand/errand.toml`) with `ERRAND_*` environment overrides, validated at start with
+//! errors that name the key.
+//!
+//! Security: the configuration is never read from the repository being worked on. A hostile
+//! repository's `errand.toml` could otherwise point the model endpoint at its own server and
+//! receive the user's API key.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub model: ModelSection,
+    pub sandbox: SandboxSection,
+    pub agent: AgentSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSection {
+    /// Only `openai-responses` for now; Chat Completions and Anthropic come next.
+    pub provider: String,
+    pub model: String,
+    pub base_url: String,
+    /// Name of the environment variable holding the API key.
+    pub api_key_env: String,
+    pub max_retries: u32,
+    pub retry_base_delay_ms: u64,
+    pub idle_timeout_secs: u64,
+    /// `freeform` (Responses custom tool) or `function` (JSON `{input}`).
+    pub patch_tool: String,
+    pub reasoning_effort: Option<String>,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        let defaults = errand_model::ModelConfig::default();
+        Self {
+            provider: "openai-responses".into(),
+            model: defaults.model,
+            base_url: defaults.base_url,
+            api_key_env: "OPENAI_API_KEY".into(),
+            max_retries: defaults.max_retries,
+            retry_base_delay_ms: defaults.retry_base_delay.as_millis() as u64,
+            idle_timeout_secs: defaults.idle_timeout.as_secs(),
+            patch_tool: "freeform".into(),
+            reasoning_effort: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxSection {
+    /// Where checkouts and attempt layers live.
+    pub data_dir: Option<PathBuf>,
+    /// Host uid the sandboxed processes run as (never root).
+    pub uid: u32,
+}
+
+impl Default for SandboxSection {
+    fn default() -> Self {
+        Self { data_dir: None, uid: 61000 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentSection {
+    pub max_turns: u32,
+    pub command_timeout_secs: u64,
+    pub attempt_timeout_secs: u64,
+}
+
+impl Default for AgentSection {
+    fn default() -> Self {
+        let defaults = errand_agent::AgentConfig::default();
+        Self {
+            max_turns: defaults.max_turns,
+            command_timeout_secs: defaults.command_timeout.as_secs(),
+            attempt_timeout_secs: defaults.attempt_timeout.as_secs(),
+        }
+    }
+}
+
+/// Reads a variable; `Ok(None)` when unset or empty.
+type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+impl Config {
+    /// Loads the file (if any) and applies `ERRAND_*` overrides from the process environment.
+    pub fn load(explicit: Option<&Path>) -> anyhow::Result<Config> {
+        let env = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
+        let path = explicit
+            .map(Path::to_path_buf)
+            .or_else(|| env("ERRAND_CONFIG").map(PathBuf::from))
+            .or_else(|| {
+                let default = PathBuf::from(env("HOME")?).join(".config/errand/errand.toml");
+                default.exists().then_some(default)
+            });
+        let mut config = match &path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("could not read the configuration file {}", path.display()))?;
+                Self::from_toml(&text).with_context(|| format!("in {}", path.display()))?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(&env)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn from_toml(text: &str) -> anyhow::Result<Config> {
+        // toml's message names the key and shows the line.
+        toml::from_str(text).map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))
+    }
+
+    fn apply_env(&mut self, env: EnvLookup<'_>) -> anyhow::Result<()> {
+        fn number<T: std::str::FromStr>(env: EnvLookup<'_>, key: &str, slot: &mut T) -> anyhow::Result<()> {
+            if let Some(value) = env(key) {
+                *slot = value.parse().map_err(|_| anyhow::anyhow!("{key}={value:?} is not a valid number"))?;
+            }
+            Ok(())
+        }
+        if let Some(v) = env("ERRAND_MODEL_PROVIDER") {
+            self.model.provider = v;
+        }
+        if let Some(v) = env("ERRAND_MODEL") {
+            self.model.model = v;
+        }
+        if let Some(v) = env("ERRAND_MODEL_BASE_URL") {
+            self.model.base_url = v;
+        }
+        if let Some(v) = env("ERRAND_PATCH_TOOL") {
+            self.model.patch_tool = v;
+        }
+        if let Some(v) = env("ERRAND_DATA_DIR") {
+            self.sandbox.data_dir = Some(PathBuf::from(v));
+        }
+        number(env, "ERRAND_MODEL_MAX_RETRIES", &mut self.model.max_retries)?;
+        number(env, "ERRAND_MODEL_RETRY_BASE_DELAY_MS", &mut self.model.retry_base_delay_ms)?;
+        number(env, "ERRAND_SANDBOX_UID", &mut self.sandbox.uid)?;
+        number(env, "ERRAND_MAX_TURNS", &mut self.agent.max_turns)?;
+        number(env, "ERRAND_COMMAND_TIMEOUT_SECS", &mut self.agent.command_timeout_secs)?;
+        number(env, "ERRAND_ATTEMPT_TIMEOUT_SECS", &mut self.agent.attempt_timeout_secs)?;
+        Ok(())
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.model.provider != "openai-responses" {
+            bail!(
+                "model.provider = {:?} is not supported yet; use \"openai-responses\" (Chat Completions and Anthropic are coming)",
+                self.model.provider
+            );
+        }
+        if !(self.model.base_url.starts_with("http://") || self.model.base_url.starts_with("https://")) {
+            bail!("model.base_url = {:?} must start with http:// or https://", self.model.base_url);
+        }
+        if self.model.model.trim().is_empty() {
+            bail!("model.model is empty: set ERRAND_MODEL or [model] model in errand.toml");
+        }
+        if !matches!(self.model.patch_tool.as_str(), "freeform" | "function") {
+            bail!("model.patch_tool = {:?} must be \"freeform\" or \"function\"", self.model.patch_tool);
+        }
+        if self.sandbox.uid == 0 {
+            bail!("sandbox.uid = 0: sandboxed commands must not run as root; pick an unused uid such as 61000");
+        }
+        if self.agent.max_turns == 0 {
+            bail!("agent.max_turns must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The data directory. Sandboxed commands run as an unprivileged uid that must be able to
+    /// reach the attempt layers, so the default for root is `/var/lib/errand` (root's home is
+    /// private); for others it is `~/.local/share/errand`.
+    pub fn data_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.sandbox.data_dir {
+            return dir.clone();
+        }
+        // SAFETY: getuid has no preconditions and cannot fail.
+        if unsafe { libc::getuid() } == 0 {
+            return PathBuf::from("/var/lib/errand");
+        }
+        let home = std::env::var("HOME").unwrap_or_else(|_| "/tmp".into());
+        PathBuf::from(home).join(".local/share/errand")
+    }
+
+    pub fn model_config(&self) -> errand_model::ModelConfig {
+        let api_key = std::env::var(&self.model.api_key_env).ok().filter(|k| !k.is_empty());
+        errand_model::ModelConfig {
+            base_url: self.model.base_url.trim_end_matches('/').to_string(),
+            model: self.model.model.clone(),
+            api_key,
+            max_retries: self.model.max_retries,
+            retry_base_delay: Duration::from_millis(self.model.retry_base_delay_ms),
+            idle_timeout: Duration::from_secs(self.model.idle_timeout_secs),
+            reasoning_effort: self.model.reasoning_effort.clone(),
+        }
+    }
+
+    pub fn agent_config(&self) -> errand_agent::AgentConfig {
+        errand_agent::AgentConfig {
+            max_turns: self.agent.max_turns,
+            command_timeout: Duration::from_secs(self.agent.command_timeout_secs),
+            attempt_timeout: Duration::from_secs(self.agent.attempt_timeout_secs),
+            patch_tool: if self.model.patch_tool == "function" {
+                errand_agent::PatchToolMode::Function
+            } else {
+                errand_agent::PatchToolMode::Freeform
+            },
+            ..errand_agent::AgentConfig::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Config::from_toml("[model]\nmodle = \"x\"\n").unwrap_err().to_string();
+        assert!(err.contains("modle"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_and_bad_numbers_name_the_variable() {
+        let mut config = Config::default();
+        let env = |key: &str| match key {
+            "ERRAND_MODEL" => Some("m".to_string()),
+            "ERRAND_MAX_TURNS" => Some("ten".to_string()),
+            _ => None,
+        };
+        let err = config.apply_env(&env).unwrap_err().to_string();
+        assert!(err.contains("ERRAND_MAX_TURNS=\"ten\""), "{err}");
+        assert_eq!(config.model.model, "m");
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let mut config = Config::default();
+        config.model.base_url = "ftp://x".into();
+        assert!(config.validate().unwrap_err().to_string().contains("model.base_url"));
+        let mut config = Config::default();
+        config.sandbox.uid = 0;
+        assert!(config.validate().unwrap_err().to_string().contains("sandbox.uid"));
+    }
+}

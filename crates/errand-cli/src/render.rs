@@ -1,0 +1,182 @@
+//! How `errand exec` shows the work log to a person: one line per step, command output indented
+//! and capped per command (the full output is in `--json` and in the stored log).
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use errand_protocol::{
+    Event, EventKind, FileChange, FileChangeKind, PlanStatus, Report,
+};
+
+/// Lines of each command's output shown live.
+const SHOWN_LINES: u64 = 20;
+
+#[derive(Default)]
+pub struct HumanRenderer {
+    shown: HashMap<String, u64>,
+}
+
+impl HumanRenderer {
+    pub fn render(&mut self, event: &Event, out: &mut dyn Write) -> std::io::Result<()> {
+        match &event.kind {
+            EventKind::StateChanged { state, reason } => match reason {
+                Some(reason) => writeln!(out, "● {} — {reason}", state_name(*state)),
+                None => writeln!(out, "● {}", state_name(*state)),
+            },
+            EventKind::SandboxReady { isolation, duration_ms, base_commit, .. } => writeln!(
+                out,
+                "● sandbox ready in {duration_ms} ms at {}: {}",
+                &base_commit[..base_commit.len().min(12)],
+                isolation.join(" · ")
+            ),
+            EventKind::InstructionsLoaded { files, truncated, .. } => writeln!(
+                out,
+                "● instructions from {}{}",
+                files.join(", "),
+                if *truncated { " (cut to the budget)" } else { "" }
+            ),
+            EventKind::TurnStarted { .. } | EventKind::TokenUsage { .. } | EventKind::ReportReady { .. } => Ok(()),
+            EventKind::AgentMessage { text } => writeln!(out, "» {}", text.trim().replace('\n', "\n  ")),
+            EventKind::Reasoning { text } => {
+                writeln!(out, "… {}", text.lines().next().unwrap_or("").trim())
+            }
+            EventKind::CommandStarted { call_id, command, workdir, .. } => {
+                self.shown.insert(call_id.clone(), 0);
+                let shown = errand_agent::display_command(command);
+                writeln!(out, "$ {shown}   [log:{}{}]", event.seq, if workdir.is_empty() { String::new() } else { format!(" in {workdir}") })
+            }
+            EventKind::CommandOutput { call_id, text, .. } => {
+                let shown = self.shown.entry(call_id.clone()).or_default();
+                for line in text.lines() {
+                    if *shown < SHOWN_LINES {
+                        writeln!(out, "  │ {}", sanitize(line))?;
+                    }
+                    *shown += 1;
+                }
+                Ok(())
+            }
+            EventKind::CommandFinished { call_id, exit_code, timed_out, duration_ms, output_lines, dropped_bytes, .. } => {
+                if *output_lines > SHOWN_LINES {
+                    writeln!(out, "  │ … {} more lines in the log", output_lines - SHOWN_LINES)?;
+                }
+                self.shown.remove(call_id);
+                let secs = *duration_ms as f64 / 1000.0;
+                let dropped = if *dropped_bytes > 0 { format!(" · {dropped_bytes} bytes over the output limit dropped") } else { String::new() };
+                match (exit_code, timed_out) {
+                    (_, true) => writeln!(out, "  ✗ killed at its timeout after {secs:.1} s{dropped}"),
+                    (Some(0), _) => writeln!(out, "  ✓ exit 0 · {secs:.1} s · {output_lines} lines{dropped}"),
+                    (Some(code), _) => writeln!(out, "  ✗ exit {code} · {secs:.1} s · {output_lines} lines{dropped}"),
+                    (None, _) => writeln!(out, "  ✗ killed · {secs:.1} s{dropped}"),
+                }
+            }
+            EventKind::PatchApplied { success, changes, output, .. } => {
+                if *success {
+                    let files: Vec<String> = changes.iter().map(change_line).collect();
+                    writeln!(out, "✎ patch applied: {}", files.join(", "))
+                } else {
+                    writeln!(out, "✎ patch failed: {}", output.trim().replace('\n', "\n  "))
+                }
+            }
+            EventKind::PlanUpdated { plan, .. } => {
+                writeln!(out, "☰ plan")?;
+                for item in plan {
+                    let mark = match item.status {
+                        PlanStatus::Pending => "[ ]",
+                        PlanStatus::InProgress => "[~]",
+                        PlanStatus::Completed => "[x]",
+                    };
+                    writeln!(out, "  {mark} {}", item.step)?;
+                }
+                Ok(())
+            }
+            EventKind::ToolError { tool, message, .. } => writeln!(out, "! {tool}: {message}"),
+            EventKind::LimitReached { limit, detail } => writeln!(out, "! limit reached ({limit}): {detail}"),
+            EventKind::ModelRetry { attempt, delay_ms, error } => {
+                writeln!(out, "! model request failed ({error}); retry {attempt} in {delay_ms} ms")
+            }
+            EventKind::DiffReady { files } => {
+                let (plus, minus) = files.iter().fold((0, 0), |(p, m), f| (p + f.insertions, m + f.deletions));
+                writeln!(out, "● diff: {} file(s) changed, +{plus} −{minus}", files.len())
+            }
+            EventKind::Finished { .. } => Ok(()),
+        }
+    }
+}
+
+fn state_name(state: errand_protocol::AttemptState) -> &'static str {
+    use errand_protocol::AttemptState::*;
+    match state {
+        Queued => "queued",
+        Preparing => "preparing",
+        Running => "running",
+        Succeeded => "succeeded",
+        Failed => "failed",
+        Cancelled => "cancelled",
+        TimedOut => "timed out",
+    }
+}
+
+fn change_line(change: &FileChange) -> String {
+    match &change.kind {
+        FileChangeKind::Added => format!("A {}", change.path),
+        FileChangeKind::Modified | FileChangeKind::ModeChanged => format!("M {}", change.path),
+        FileChangeKind::Deleted => format!("D {}", change.path),
+        FileChangeKind::Renamed { from } => format!("R {from} → {}", change.path),
+    }
+}
+
+/// Terminal control sequences from command output must not reach the user's terminal.
+fn sanitize(line: &str) -> String {
+    line.chars().map(|c| if c.is_control() && c != '\t' { '�' } else { c }).collect()
+}
+
+/// The report as Markdown, with the testing checklist from recorded exit codes.
+pub fn report_markdown(report: &Report) -> String {
+    let mut text = format!("# {}\n\n", report.title);
+    if !report.description.is_empty() {
+        text.push_str(report.description.trim());
+        text.push_str("\n\n");
+    }
+    if !report.checks.is_empty() {
+        text.push_str("## Testing\n");
+        for check in &report.checks {
+            let mark = if check.passed { "x" } else { " " };
+            let status = match check.exit_code {
+                Some(code) => format!("exit {code}"),
+                None => "killed".into(),
+            };
+            let lines = if check.output_lines > 0 { format!("#L1-L{}", check.output_lines) } else { String::new() };
+            text.push_str(&format!("- [{mark}] `{}` ({status}, log:{}{lines})\n", check.command, check.event));
+        }
+        text.push('\n');
+    }
+    let flagged = report.flagged_citations();
+    if flagged > 0 {
+        text.push_str(&format!("_{flagged} citation(s) could not be verified and are flagged above._\n"));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use errand_protocol::CheckResult;
+
+    #[test]
+    fn control_sequences_are_neutralised() {
+        assert_eq!(sanitize("a\x1b[31mred"), "a�[31mred");
+    }
+
+    #[test]
+    fn report_lists_checks_with_their_log() {
+        let report = Report {
+            title: "Fix it".into(),
+            description: "Done (a.py:L1).".into(),
+            citations: vec![],
+            checks: vec![CheckResult { command: "pytest".into(), passed: false, exit_code: Some(1), event: 7, output_lines: 3 }],
+        };
+        let md = report_markdown(&report);
+        assert!(md.starts_with("# Fix it\n\nDone (a.py:L1).\n\n## Testing\n"), "{md}");
+        assert!(md.contains("- [ ] `pytest` (exit 1, log:7#L1-L3)"), "{md}");
+    }
+}

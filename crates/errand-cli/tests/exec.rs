@@ -1,0 +1,277 @@
+//! End to end through the real `errand` binary: a repository with a failing test, the scripted
+//! model speaking the Responses protocol on loopback, real bubblewrap and overlays.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use errand_testkit::{Script, ScriptedModel};
+
+/// Whether this machine can run real sandboxes; under CI it must.
+fn sandbox_available() -> bool {
+    // SAFETY: getuid has no preconditions.
+    let root = unsafe { libc::getuid() } == 0;
+    let bwrap = std::process::Command::new("bwrap").arg("--version").output().is_ok();
+    if root && bwrap {
+        return true;
+    }
+    let why = if root { "bubblewrap is not installed" } else { "tests of the local sandbox need root" };
+    assert!(std::env::var_os("CI").is_none(), "CI must run the end-to-end tests, but {why}");
+    eprintln!("skipping: {why} (run scripts/install-deps.sh as root)");
+    false
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@localhost"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+const CALC: &str = "def add(a, b):\n    return a - b\n";
+const TEST: &str = "import unittest\n\nfrom calc import add\n\n\nclass AddTest(unittest.TestCase):\n    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n\n\nif __name__ == \"__main__\":\n    unittest.main()\n";
+
+/// A world-traversable temp dir (the sandbox's uid must reach the data dir under it).
+fn scratch() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+fn make_repo(root: &Path) -> PathBuf {
+    let repo = root.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::write(repo.join("calc.py"), CALC).unwrap();
+    std::fs::write(repo.join("test_calc.py"), TEST).unwrap();
+    std::fs::write(repo.join("AGENTS.md"), "Run the tests with `python3 -m unittest -v`.\n").unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-qm", "calc with a bug"]);
+    repo
+}
+
+async fn run_errand(root: &Path, repo: &Path, model: &ScriptedModel, args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_errand"))
+        .args(args)
+        .current_dir(repo)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .env("HOME", root)
+        .env("ERRAND_MODEL_BASE_URL", model.base_url())
+        .env("ERRAND_MODEL", "scripted")
+        .env("OPENAI_API_KEY", "test-key")
+        .env("ERRAND_DATA_DIR", root.join("data"))
+        .env("ERRAND_MODEL_MAX_RETRIES", "1")
+        .env("ERRAND_MODEL_RETRY_BASE_DELAY_MS", "10")
+        .output()
+        .await
+        .unwrap()
+}
+
+/// The whole happy path. Event seqs up to the first command are fixed (preparing 1, sandbox 2,
+/// running 3, instructions 4, turn 5, usage 6), so the first command's log is `log:7`.
+const FIX_SCRIPT: &str = r#"
+[[turns]]
+expect.request_contains = ["Run the tests with `python3 -m unittest -v`.", "fix the failing test"]
+expect.tools = ["shell", "apply_patch", "update_plan"]
+[[turns.output]]
+type = "function_call"
+name = "shell"
+arguments = { command = ["python3", "-m", "unittest", "-v"] }
+
+[[turns]]
+expect.last_tool_output_contains = ["Exit code: 1", "Log: log:7", "AssertionError: -1 != 5"]
+[[turns.output]]
+type = "function_call"
+name = "shell"
+arguments = { command = ["cat", "calc.py"] }
+
+[[turns]]
+expect.last_tool_output_contains = ["return a - b"]
+[[turns.output]]
+type = "custom_tool_call"
+name = "apply_patch"
+input = """
+*** Begin Patch
+*** Update File: calc.py
+ def add(a, b):
+-    return a - b
++    return a + b
+*** End Patch
+"""
+
+[[turns]]
+expect.last_tool_output_contains = ["calc.py"]
+[[turns.output]]
+type = "function_call"
+name = "shell"
+arguments = { command = ["python3", "-m", "unittest", "-v"] }
+
+[[turns]]
+expect.last_tool_output_contains = ["Exit code: 0", "OK"]
+[[turns.output]]
+type = "message"
+text = """
+Make add() add instead of subtract
+
+`add` returned `a - b` (calc.py:L1-L2). Before the fix the test failed (log:7#L1-L3).
+The old code was at nowhere.py:L1 and the log went to log:7#L1-L900.
+"""
+"#;
+
+#[tokio::test]
+async fn exec_fixes_a_failing_test_end_to_end() {
+    if !sandbox_available() {
+        return;
+    }
+    let root = scratch();
+    let repo = make_repo(root.path());
+    let head = git(&repo, &["rev-parse", "HEAD"]);
+    let model = ScriptedModel::start(Script::from_toml(FIX_SCRIPT).unwrap()).await.unwrap();
+    let patch_file = root.path().join("fix.patch");
+    let out = run_errand(
+        root.path(),
+        &repo,
+        &model,
+        &["exec", "--json", "--output-patch", patch_file.to_str().unwrap(), "fix the failing test"],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    model.verify().unwrap();
+
+    let lines: Vec<serde_json::Value> =
+        stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let result = lines.last().unwrap();
+    assert_eq!(result["type"], "result");
+    assert_eq!(result["state"], "succeeded");
+    let first_command = lines.iter().find(|e| e["type"] == "command_started").unwrap();
+    assert_eq!(first_command["seq"], 7);
+
+    // The diff: exactly the fix, and it applies to the base.
+    let patch = std::fs::read_to_string(&patch_file).unwrap();
+    assert_eq!(patch, result["patch"].as_str().unwrap());
+    assert!(patch.contains("-    return a - b\n+    return a + b\n"), "{patch}");
+    assert!(!patch.contains("__pycache__"), "ignored build output leaked into the diff:\n{patch}");
+    let files: Vec<&str> = patch.lines().filter(|l| l.starts_with("diff --git")).collect();
+    assert_eq!(files, ["diff --git a/calc.py b/calc.py"]);
+
+    // The report: title, two true citations, two flagged, checks from exit codes.
+    let report = &result["report"];
+    assert_eq!(report["title"], "Make add() add instead of subtract");
+    let citations = report["citations"].as_array().unwrap();
+    let verdict: Vec<(String, bool)> = citations
+        .iter()
+        .map(|c| (c["raw"].as_str().unwrap().to_string(), c.get("problem").is_none()))
+        .collect();
+    assert_eq!(
+        verdict,
+        [
+            ("calc.py:L1-L2".to_string(), true),
+            ("log:7#L1-L3".to_string(), true),
+            ("nowhere.py:L1".to_string(), false),
+            ("log:7#L1-L900".to_string(), false),
+        ]
+    );
+    assert_eq!(citations[0]["excerpt"], "def add(a, b):\n    return a + b");
+    assert_eq!(citations[0]["in_diff"], true);
+    let description = report["description"].as_str().unwrap();
+    assert!(description.contains("nowhere.py:L1 [unverified: no such file in the final tree]"), "{description}");
+    let checks = report["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 1, "{checks:?}");
+    assert_eq!(checks[0]["command"], "python3 -m unittest -v");
+    assert_eq!(checks[0]["passed"], true);
+
+    // The user's repository is untouched.
+    assert_eq!(std::fs::read_to_string(repo.join("calc.py")).unwrap(), CALC);
+    assert_eq!(git(&repo, &["status", "--porcelain"]), "");
+    assert_eq!(git(&repo, &["rev-parse", "HEAD"]), head);
+    git(&repo, &["apply", "--check", patch_file.to_str().unwrap()]);
+}
+
+#[tokio::test]
+async fn exec_apply_changes_the_working_tree_only_when_asked() {
+    if !sandbox_available() {
+        return;
+    }
+    let root = scratch();
+    let repo = make_repo(root.path());
+    let script = r#"
+[[turns]]
+[[turns.output]]
+type = "custom_tool_call"
+name = "apply_patch"
+input = """
+*** Begin Patch
+*** Update File: calc.py
+-    return a - b
++    return a + b
+*** End Patch
+"""
+[[turns]]
+[[turns.output]]
+type = "message"
+text = "Fix add"
+"#;
+    let model = ScriptedModel::start(Script::from_toml(script).unwrap()).await.unwrap();
+    let out = run_errand(root.path(), &repo, &model, &["exec", "--apply", "fix it"]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("✎ patch applied: M calc.py"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("\n# Fix add"));
+    assert_eq!(std::fs::read_to_string(repo.join("calc.py")).unwrap(), "def add(a, b):\n    return a + b\n");
+}
+
+#[tokio::test]
+async fn a_patch_that_does_not_apply_reaches_the_model_and_a_broken_script_fails_clearly() {
+    if !sandbox_available() {
+        return;
+    }
+    let root = scratch();
+    let repo = make_repo(root.path());
+    let script = r#"
+[[turns]]
+[[turns.output]]
+type = "custom_tool_call"
+name = "apply_patch"
+input = """
+*** Begin Patch
+*** Update File: calc.py
+-    return a * b
++    return a + b
+*** End Patch
+"""
+[[turns]]
+expect.last_tool_output_contains = ["Success"]
+[[turns.output]]
+type = "message"
+text = "Done"
+"#;
+    let model = ScriptedModel::start(Script::from_toml(script).unwrap()).await.unwrap();
+    let out = run_errand(root.path(), &repo, &model, &["exec", "fix it"]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // The engine's error, naming the file and the line, is what the model saw...
+    assert!(stderr.contains("✎ patch failed"), "{stderr}");
+    assert!(stderr.contains("calc.py") && stderr.contains("return a * b"), "{stderr}");
+    // ...and the scripted model's complaint names the turn.
+    assert!(stderr.contains("turn 2"), "{stderr}");
+    assert!(stderr.contains("reason: the model request failed"), "{stderr}");
+    assert!(model.verify().is_err());
+    assert_eq!(std::fs::read_to_string(repo.join("calc.py")).unwrap(), CALC);
+}
+
+#[tokio::test]
+async fn exec_outside_a_repository_says_so() {
+    let root = scratch();
+    let model = ScriptedModel::start(Script::from_toml("").unwrap()).await.unwrap();
+    let out = run_errand(root.path(), root.path(), &model, &["exec", "anything"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("runs inside a git repository"), "{stderr}");
+}
