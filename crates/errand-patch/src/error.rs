@@ -40,7 +40,8 @@ pub enum PatchError {
     /// The file an Update or Delete names does not exist.
     #[error(
         "Failed to {action} '{path}': the file does not exist. Check the path (it is relative to \
-         the working directory); use '*** Add File: {path}' to create a new file"
+         the working directory){}",
+        if *.action == "update" { format!("; use '*** Add File: {path}' to create a new file") } else { String::new() }
     )]
     FileNotFound { path: String, action: &'static str },
 

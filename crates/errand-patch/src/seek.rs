@@ -50,10 +50,11 @@ pub(crate) fn seek(
     let matches_at = |i: usize, level: MatchLevel| {
         lines[i..i + pattern.len()].iter().zip(pattern).all(|(l, p)| level.same(l, p))
     };
-    if at_end && last_start >= start {
-        if let Some(level) = LEVELS.into_iter().find(|&level| matches_at(last_start, level)) {
-            return Some((last_start, level));
-        }
+    if at_end
+        && last_start >= start
+        && let Some(level) = LEVELS.into_iter().find(|&level| matches_at(last_start, level))
+    {
+        return Some((last_start, level));
     }
     LEVELS
         .into_iter()
@@ -92,9 +93,12 @@ mod tests {
         lines.iter().map(|s| s.to_string()).collect()
     }
 
+    /// (file lines, pattern, expected match)
+    type Case<'a> = (&'a [&'a str], &'a [&'a str], Option<(usize, MatchLevel)>);
+
     #[test]
     fn levels_in_order() {
-        let cases: &[(&[&str], &[&str], Option<(usize, MatchLevel)>)] = &[
+        let cases: &[Case] = &[
             (&["foo", "bar", "baz"], &["bar", "baz"], Some((1, MatchLevel::Exact))),
             (&["foo   ", "bar\t"], &["foo", "bar"], Some((0, MatchLevel::TrailingWhitespace))),
             (&["  foo ", "\tbar"], &["foo", "bar"], Some((0, MatchLevel::SurroundingWhitespace))),

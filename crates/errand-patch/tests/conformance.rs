@@ -55,8 +55,11 @@ fn every_scenario_produces_the_expected_tree() {
         eprintln!("SKIPPED: conformance scenarios not found at {}", dir.display());
         return;
     }
-    let mut scenarios: Vec<PathBuf> =
-        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+    let mut scenarios: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
     scenarios.sort();
     assert!(!scenarios.is_empty(), "no scenarios in {}", dir.display());
 
@@ -70,6 +73,7 @@ fn every_scenario_produces_the_expected_tree() {
         // Errors are allowed (some scenarios must be rejected), but must say something.
         if let Err(e) = &result {
             assert!(!e.to_string().trim().is_empty(), "{name}: empty error message");
+            eprintln!("{name}: rejected: {e}");
         }
         let got = tree(work.path());
         let want = tree(&scenario.join("expected"));
@@ -81,6 +85,12 @@ fn every_scenario_produces_the_expected_tree() {
             ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} scenarios failed:\n{}", failures.len(), scenarios.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} scenarios failed:\n{}",
+        failures.len(),
+        scenarios.len(),
+        failures.join("\n")
+    );
     eprintln!("{} conformance scenarios passed", scenarios.len());
 }
