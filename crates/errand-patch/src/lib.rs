@@ -6,18 +6,18 @@
 //! of a patch is resolved (symlinks included) and checked before any file is touched, so a
 //! patch with one bad path changes nothing.
 //!
-//! - [`parser`]: text → [`Patch`] (grammar, leniency, line-numbered errors)
+//! - `parser`: text → [`Patch`] (grammar, leniency, line-numbered errors)
 //! - `seek`: finding a chunk's lines in a file with decreasing strictness
 //! - `replace`: a file's new text from an Update's chunks (pure)
 //! - `paths`: confining paths to the root
-//! - [`apply`]: parse, check every path, then apply hunk by hunk; [`ApplySummary`]
-//! - [`cli`]: the `errand apply-patch` entry, human or one-line JSON output
-//! - [`error`]: [`PatchError`], whose `Display` is the message the model reads
+//! - `apply`: parse, check every path, then apply hunk by hunk; [`ApplySummary`]
+//! - `cli`: the `errand apply-patch` entry ([`run_cli`]), human or one-line JSON output
+//! - `error`: [`PatchError`], whose `Display` is the message the model reads
 
-pub mod apply;
-pub mod cli;
-pub mod error;
-pub mod parser;
+mod apply;
+mod cli;
+mod error;
+mod parser;
 mod paths;
 mod replace;
 mod seek;
