@@ -1,0 +1,132 @@
+//! The user's repository: where a task starts and where its diff is applied.
+
+use std::path::{Path, PathBuf};
+
+use crate::command::{Git, GitError, failed, stderr_tail};
+
+/// A git work tree on the host, by its top-level directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repo {
+    root: PathBuf,
+}
+
+impl Repo {
+    /// The repository containing `path` (any directory inside the work tree).
+    pub async fn discover(path: &Path) -> Result<Repo, GitError> {
+        if !tokio::fs::try_exists(path).await.unwrap_or(false) {
+            return Err(GitError::io(
+                format!("cannot open {}", path.display()),
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            ));
+        }
+        let output = Git::user(path)
+            .args(["rev-parse", "--show-toplevel"])
+            .output(None)
+            .await?;
+        if !output.status.success() {
+            return Err(GitError::NotARepository(path.to_path_buf()));
+        }
+        let root = String::from_utf8(output.stdout).map_err(|_| GitError::Parse {
+            what: "rev-parse --show-toplevel".into(),
+            detail: "the repository path is not UTF-8".into(),
+        })?;
+        Ok(Repo {
+            root: PathBuf::from(root.trim_end_matches('\n')),
+        })
+    }
+
+    /// The top-level directory of the work tree.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The full object id of `HEAD`.
+    pub async fn head_commit(&self) -> Result<String, GitError> {
+        self.resolve_commit("HEAD").await.map_err(|error| match error {
+            GitError::NoSuchCommit(_) => GitError::NoCommits(self.root.clone()),
+            other => other,
+        })
+    }
+
+    /// The full object id of the commit `rev` names (a sha, a branch, a tag, `HEAD~2`, ...).
+    pub async fn resolve_commit(&self, rev: &str) -> Result<String, GitError> {
+        let output = Git::user(&self.root)
+            .args(["rev-parse", "--verify", "--quiet", "--end-of-options"])
+            .arg(format!("{rev}^{{commit}}"))
+            .output(None)
+            .await?;
+        if !output.status.success() {
+            return Err(GitError::NoSuchCommit(rev.to_string()));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+    }
+
+    /// Whether the work tree and index match `HEAD` (untracked, non-ignored files count as changes).
+    pub async fn is_clean(&self) -> Result<bool, GitError> {
+        let status = Git::user(&self.root)
+            .args(["status", "--porcelain=v1", "-z", "--untracked-files=normal"])
+            .run(None)
+            .await?;
+        Ok(status.is_empty())
+    }
+
+    /// Applies a `git diff --binary` patch to the work tree, all or nothing. With `check_only`,
+    /// only says whether it would apply. On failure the error lists each hunk that did not.
+    pub async fn apply(&self, patch: &str, check_only: bool) -> Result<(), GitError> {
+        if patch.trim().is_empty() {
+            return Ok(());
+        }
+        let mut git = Git::user(&self.root).args(["apply", "--whitespace=nowarn"]);
+        if check_only {
+            git = git.arg("--check");
+        }
+        let what = git.what().to_string();
+        let output = git.arg("-").output(Some(patch.as_bytes().to_vec())).await?;
+        if output.status.success() {
+            return Ok(());
+        }
+        let problems = apply_problems(&output.stderr);
+        if problems.is_empty() {
+            Err(failed(what, &output))
+        } else {
+            Err(GitError::PatchDoesNotApply(problems))
+        }
+    }
+}
+
+/// The `error:` lines of `git apply`, which name each file and hunk that failed.
+fn apply_problems(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let lines: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("error: "))
+        .collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let listed = lines
+        .iter()
+        .map(|line| format!("  {line}"))
+        .collect::<Vec<_>>();
+    let joined = listed.join("\n");
+    if joined.len() > 4000 {
+        stderr_tail(joined.as_bytes())
+    } else {
+        joined
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apply_problems_lists_error_lines() {
+        let stderr = b"Checking patch a.txt...\nerror: patch failed: a.txt:1\nerror: a.txt: patch does not apply\n";
+        assert_eq!(
+            apply_problems(stderr),
+            "  patch failed: a.txt:1\n  a.txt: patch does not apply"
+        );
+        assert_eq!(apply_problems(b"fatal: something else\n"), "");
+    }
+}
