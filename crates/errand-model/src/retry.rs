@@ -136,10 +136,13 @@ fn is_context_length(code: &str, message: &str) -> bool {
 
 /// OpenAI rate-limit messages say "Please try again in 1.5s" (or "in 120ms").
 fn try_again_in(message: &str) -> Option<Duration> {
-    let rest = &message[message.find("try again in ")? + "try again in ".len()..];
+    // ASCII lowercasing keeps byte offsets, so `rest` can be cut from the lowered text.
+    let lowered = message.to_ascii_lowercase();
+    let rest = &lowered[lowered.find("try again in ")? + "try again in ".len()..];
+    let rest = rest.trim_start();
     let number_end = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
     let value: f64 = rest[..number_end].parse().ok()?;
-    let unit = &rest[number_end..];
+    let unit = rest[number_end..].trim_start();
     let seconds = if unit.starts_with("ms") {
         value / 1000.0
     } else if unit.starts_with('s') {
@@ -185,6 +188,7 @@ mod tests {
         let cases = [
             ("Rate limit reached. Please try again in 1.5s. Visit …", Some(1500)),
             ("Please try again in 120ms.", Some(120)),
+            ("Try again in 2 seconds", Some(2000)),
             ("try again in a moment", None),
             ("no hint", None),
         ];

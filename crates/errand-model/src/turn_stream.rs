@@ -34,9 +34,16 @@ impl<'a> TurnBuilder<'a> {
             // Chat Completions' end marker; some proxies add it to Responses streams too.
             return Ok(None);
         }
-        let data: Value = serde_json::from_str(&event.data).map_err(|e| {
-            self.protocol(format!("event `{}` has data that is not JSON: {e}", event.event))
-        })?;
+        let data: Value = match serde_json::from_str(&event.data) {
+            Ok(data) => data,
+            Err(e) => {
+                // Keep-alives and proxy chatter carry nothing; a lost `response.completed` would
+                // still surface as a stream ending early, which is retried.
+                tracing::debug!(endpoint = self.endpoint, event = %event.event, error = %e,
+                    "ignoring an SSE event whose data is not JSON");
+                return Ok(None);
+            }
+        };
         let kind = data.get("type").and_then(Value::as_str).unwrap_or(&event.event);
         let text = |field: &str| data.get(field).and_then(Value::as_str).unwrap_or_default();
         match kind {
@@ -159,8 +166,12 @@ mod tests {
         assert!(matches!(result, Err(AttemptError::Transient { .. })));
 
         let mut builder = TurnBuilder::new("m", "http://x/responses");
-        let bad = SseEvent { event: "response.created".into(), data: "{oops".into() };
-        let result = builder.event(&bad, &mut |_| {});
+        let not_json = SseEvent { event: "ping".into(), data: "{oops".into() };
+        assert!(matches!(builder.event(&not_json, &mut |_| {}), Ok(None)));
+        let broken =
+            json!({"type": "response.output_item.done", "item": {"type": "custom_tool_call"}});
+        let broken = SseEvent { event: String::new(), data: broken.to_string() };
+        let result = builder.event(&broken, &mut |_| {});
         assert!(matches!(result, Err(AttemptError::Fatal(ModelError::Protocol { .. }))));
     }
 }
