@@ -19,6 +19,8 @@ pub use events::{EventSink, MemoryLog};
 pub use instructions::{InstructionFile, InstructionsChain, assemble_chain};
 pub use model::Model;
 pub use output::OutputRecorder;
-pub use report::{CommandRecord, check_citations, parse_final_message, recorded_checks};
+pub use report::{
+    CommandRecord, check_citations, display_command, parse_final_message, recorded_checks,
+};
 pub use run::{AgentConfig, AttemptResult, AttemptSpec, PatchToolMode, run_attempt};
 pub use truncate::truncate_for_model;

@@ -36,7 +36,8 @@ or was not run.
 
 /// Facts about this attempt given to the model as a developer message.
 pub fn context_message(workspace: &str, workdir: &str, instructions: &str) -> String {
-    let cwd = if workdir.is_empty() { workspace.to_string() } else { format!("{workspace}/{workdir}") };
+    let cwd =
+        if workdir.is_empty() { workspace.to_string() } else { format!("{workspace}/{workdir}") };
     let mut text = format!(
         "<environment>\nrepository: {workspace}\nworking directory: {cwd}\nnetwork: none\n</environment>\n"
     );

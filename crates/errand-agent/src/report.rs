@@ -78,11 +78,16 @@ pub async fn check_citations(
         let (problem, excerpt) = match lines_of {
             Err(problem) => (Some(problem), String::new()),
             Ok(None) => (Some(CitationProblem::FileMissing), String::new()),
-            Ok(Some(_)) if start == 0 || end < start => (Some(CitationProblem::BadRange), String::new()),
+            Ok(Some(_)) if start == 0 || end < start => {
+                (Some(CitationProblem::BadRange), String::new())
+            }
             Ok(Some(contents)) => {
                 let lines: Vec<&str> = contents.lines().collect();
                 if end as usize > lines.len() {
-                    (Some(CitationProblem::LinesOutOfRange { available: lines.len() as u64 }), String::new())
+                    (
+                        Some(CitationProblem::LinesOutOfRange { available: lines.len() as u64 }),
+                        String::new(),
+                    )
                 } else {
                     (None, lines[start as usize - 1..end as usize].join("\n"))
                 }
@@ -95,7 +100,8 @@ pub async fn check_citations(
     for citation in citations.iter().filter(|c| c.problem.is_some()) {
         if done.insert(citation.raw.clone()) {
             let problem = citation.problem.as_ref().map(ToString::to_string).unwrap_or_default();
-            flagged = flagged.replace(&citation.raw, &format!("{} [unverified: {problem}]", citation.raw));
+            flagged = flagged
+                .replace(&citation.raw, &format!("{} [unverified: {problem}]", citation.raw));
         }
     }
     Ok((citations, flagged))
@@ -154,13 +160,16 @@ pub fn recorded_checks(commands: &[CommandRecord]) -> Vec<CheckResult> {
 /// A command as a person would type it: `bash -lc "x"` shows as `x`.
 pub fn display_command(command: &[String]) -> String {
     match command {
-        [shell, flag, script] if (shell == "bash" || shell == "sh") && (flag == "-lc" || flag == "-c") => {
+        [shell, flag, script]
+            if (shell == "bash" || shell == "sh") && (flag == "-lc" || flag == "-c") =>
+        {
             script.trim().to_string()
         }
         _ => command
             .iter()
             .map(|a| {
-                if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"$`\\".contains(c)) {
+                if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"$`\\".contains(c))
+                {
                     format!("'{}'", a.replace('\'', r"'\''"))
                 } else {
                     a.clone()
@@ -226,7 +235,8 @@ mod tests {
             rec(14, &["bash", "-lc", "./run_tests.sh"], None),
         ];
         let checks = recorded_checks(&commands);
-        let summary: Vec<_> = checks.iter().map(|c| (c.command.as_str(), c.passed, c.event)).collect();
+        let summary: Vec<_> =
+            checks.iter().map(|c| (c.command.as_str(), c.passed, c.event)).collect();
         assert_eq!(
             summary,
             [
@@ -239,6 +249,9 @@ mod tests {
 
     #[test]
     fn display_quotes_what_needs_it() {
-        assert_eq!(display_command(&cmd(&["grep", "-n", "a b", "it's"])), r#"grep -n 'a b' 'it'\''s'"#);
+        assert_eq!(
+            display_command(&cmd(&["grep", "-n", "a b", "it's"])),
+            r#"grep -n 'a b' 'it'\''s'"#
+        );
     }
 }

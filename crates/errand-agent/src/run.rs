@@ -102,8 +102,12 @@ pub async fn run_attempt(
     sink: &mut dyn EventSink,
 ) -> AttemptResult {
     sink.record(EventKind::StateChanged { state: AttemptState::Running, reason: None }).await;
-    let mut state =
-        LoopState { input: Vec::new(), commands: Vec::new(), usage: TokenUsage::default(), turns: 0 };
+    let mut state = LoopState {
+        input: Vec::new(),
+        commands: Vec::new(),
+        usage: TokenUsage::default(),
+        turns: 0,
+    };
     let end = match tokio::time::timeout(
         config.attempt_timeout,
         agent_loop(spec, sandbox, model, config, sink, &mut state),
@@ -112,8 +116,15 @@ pub async fn run_attempt(
     {
         Ok(end) => end,
         Err(_) => {
-            let detail = format!("the attempt ran for its whole {} s wall clock", config.attempt_timeout.as_secs());
-            sink.record(EventKind::LimitReached { limit: "attempt_wall_clock".into(), detail: detail.clone() }).await;
+            let detail = format!(
+                "the attempt ran for its whole {} s wall clock",
+                config.attempt_timeout.as_secs()
+            );
+            sink.record(EventKind::LimitReached {
+                limit: "attempt_wall_clock".into(),
+                detail: detail.clone(),
+            })
+            .await;
             LoopEnd::Failed { state: AttemptState::TimedOut, reason: detail }
         }
     };
@@ -158,7 +169,8 @@ async fn finish(
     diff: Option<WorkspaceDiff>,
 ) -> AttemptResult {
     let outcome = AttemptOutcome { state: end_state, reason };
-    sink.record(EventKind::StateChanged { state: end_state, reason: Some(outcome.reason.clone()) }).await;
+    sink.record(EventKind::StateChanged { state: end_state, reason: Some(outcome.reason.clone()) })
+        .await;
     sink.record(EventKind::Finished { outcome: outcome.clone() }).await;
     AttemptResult { outcome, report, diff, usage: state.usage, turns: state.turns }
 }
@@ -200,7 +212,11 @@ async fn agent_loop(
     loop {
         if state.turns >= config.max_turns {
             let detail = format!("the agent used all {} turns without finishing", config.max_turns);
-            sink.record(EventKind::LimitReached { limit: "max_turns".into(), detail: detail.clone() }).await;
+            sink.record(EventKind::LimitReached {
+                limit: "max_turns".into(),
+                detail: detail.clone(),
+            })
+            .await;
             return LoopEnd::Failed { state: AttemptState::Failed, reason: detail };
         }
         state.turns += 1;
@@ -216,7 +232,11 @@ async fn agent_loop(
         let result = model
             .turn(&request, &mut |progress| {
                 if let ModelProgress::Retrying { attempt, delay, error } = progress {
-                    retries.push(EventKind::ModelRetry { attempt, delay_ms: delay.as_millis() as u64, error });
+                    retries.push(EventKind::ModelRetry {
+                        attempt,
+                        delay_ms: delay.as_millis() as u64,
+                        error,
+                    });
                 }
             })
             .await;
@@ -252,7 +272,11 @@ async fn agent_loop(
                 }
                 Item::FunctionCall { call_id, name, arguments } => {
                     called_tool = true;
-                    let output = match handle_function(&call_id, &name, &arguments, spec, sandbox, config, sink, state).await {
+                    let output = match handle_function(
+                        &call_id, &name, &arguments, spec, sandbox, config, sink, state,
+                    )
+                    .await
+                    {
                         Ok(output) => output,
                         Err(fatal) => return fatal,
                     };
@@ -277,7 +301,8 @@ async fn agent_loop(
             if message.trim().is_empty() {
                 return LoopEnd::Failed {
                     state: AttemptState::Failed,
-                    reason: "the model ended its turn with neither a tool call nor a final message".into(),
+                    reason: "the model ended its turn with neither a tool call nor a final message"
+                        .into(),
                 };
             }
             return LoopEnd::Finished { message };
@@ -289,9 +314,18 @@ fn unknown_tool(name: &str) -> String {
     format!("unknown tool `{name}`; the available tools are shell, apply_patch and update_plan")
 }
 
-async fn tool_error(sink: &mut dyn EventSink, call_id: &str, tool: &str, message: String) -> String {
-    sink.record(EventKind::ToolError { call_id: call_id.into(), tool: tool.into(), message: message.clone() })
-        .await;
+async fn tool_error(
+    sink: &mut dyn EventSink,
+    call_id: &str,
+    tool: &str,
+    message: String,
+) -> String {
+    sink.record(EventKind::ToolError {
+        call_id: call_id.into(),
+        tool: tool.into(),
+        message: message.clone(),
+    })
+    .await;
     message
 }
 
@@ -313,14 +347,14 @@ async fn handle_function(
                 Err(message) => return Ok(tool_error(sink, call_id, name, message).await),
             };
             if args.command.is_empty() {
-                let message = parse_args::<ShellArgs>(name, "{}").unwrap_err().replace(
-                    "missing field `command`",
-                    "`command` must not be empty",
-                );
+                let message = parse_args::<ShellArgs>(name, "{}")
+                    .unwrap_err()
+                    .replace("missing field `command`", "`command` must not be empty");
                 return Ok(tool_error(sink, call_id, name, message).await);
             }
             if let Some(patch) = patch_in_shell_call(&args.command) {
-                return run_patch(call_id, &patch, args.workdir.as_deref(), spec, sandbox, sink).await;
+                return run_patch(call_id, &patch, args.workdir.as_deref(), spec, sandbox, sink)
+                    .await;
             }
             run_shell(call_id, args, spec, sandbox, config, sink, state).await
         }
@@ -412,7 +446,13 @@ async fn run_shell(
             timeout_ms: timeout.as_millis() as u64,
         })
         .await;
-    let request = ExecRequest { command: args.command.clone(), workdir, timeout, env: Vec::new(), stdin: None };
+    let request = ExecRequest {
+        command: args.command.clone(),
+        workdir,
+        timeout,
+        env: Vec::new(),
+        stdin: None,
+    };
 
     // The sandbox hands output to a synchronous callback; events are recorded asynchronously, so
     // chunks cross a channel and are recorded while the command still runs.
@@ -428,11 +468,13 @@ async fn run_shell(
     let record = async {
         while let Some(bytes) = rx.recv().await {
             if let Some((first_line, text)) = recorder.push(&bytes) {
-                sink.record(EventKind::CommandOutput { call_id: call_id.into(), first_line, text }).await;
+                sink.record(EventKind::CommandOutput { call_id: call_id.into(), first_line, text })
+                    .await;
             }
         }
         if let Some((first_line, text)) = recorder.finish() {
-            sink.record(EventKind::CommandOutput { call_id: call_id.into(), first_line, text }).await;
+            sink.record(EventKind::CommandOutput { call_id: call_id.into(), first_line, text })
+                .await;
         }
     };
     let (result, ()) = tokio::join!(exec, record);
@@ -493,6 +535,10 @@ async fn run_shell(
         ));
     }
     text.push_str("Output:\n");
-    text.push_str(&truncate_for_model(recorder.text(), config.model_output_lines, config.model_output_bytes));
+    text.push_str(&truncate_for_model(
+        recorder.text(),
+        config.model_output_lines,
+        config.model_output_bytes,
+    ));
     Ok(text)
 }

@@ -64,7 +64,10 @@ pub fn specs(mode: PatchToolMode) -> Vec<ToolSpec> {
         PatchToolMode::Freeform => ToolSpec::Freeform {
             name: APPLY_PATCH.into(),
             description: PATCH_DESCRIPTION.into(),
-            format: Some(FreeformFormat { syntax: "lark".into(), definition: PATCH_GRAMMAR.into() }),
+            format: Some(FreeformFormat {
+                syntax: "lark".into(),
+                definition: PATCH_GRAMMAR.into(),
+            }),
         },
         PatchToolMode::Function => ToolSpec::Function {
             name: APPLY_PATCH.into(),
@@ -136,17 +139,23 @@ pub struct PlanStepArgs {
 
 impl PlanArgs {
     pub fn into_items(self) -> (Option<String>, Vec<PlanItem>) {
-        let plan = self.plan.into_iter().map(|s| PlanItem { step: s.step, status: s.status }).collect();
+        let plan =
+            self.plan.into_iter().map(|s| PlanItem { step: s.step, status: s.status }).collect();
         (self.explanation, plan)
     }
 }
 
 /// Parses JSON arguments; the error says what a valid call looks like, with a concrete example.
-pub fn parse_args<T: serde::de::DeserializeOwned>(tool: &str, arguments: &str) -> Result<T, String> {
+pub fn parse_args<T: serde::de::DeserializeOwned>(
+    tool: &str,
+    arguments: &str,
+) -> Result<T, String> {
     serde_json::from_str(arguments).map_err(|e| {
         let example = match tool {
             SHELL => r#"{"command": ["bash", "-lc", "ls -la"], "workdir": "src"}"#,
-            APPLY_PATCH => r#"{"input": "*** Begin Patch\n*** Add File: hello.txt\n+hello\n*** End Patch\n"}"#,
+            APPLY_PATCH => {
+                r#"{"input": "*** Begin Patch\n*** Add File: hello.txt\n+hello\n*** End Patch\n"}"#
+            }
             UPDATE_PLAN => r#"{"plan": [{"step": "Run the tests", "status": "in_progress"}]}"#,
             _ => "{}",
         };
@@ -158,7 +167,9 @@ pub fn parse_args<T: serde::de::DeserializeOwned>(tool: &str, arguments: &str) -
 /// `["bash", "-lc", "apply_patch <<'EOF' ... EOF"]`. Returns the patch text when that is the case.
 pub fn patch_in_shell_call(command: &[String]) -> Option<String> {
     match command {
-        [program, patch] if program == APPLY_PATCH || program == "applypatch" => Some(patch.clone()),
+        [program, patch] if program == APPLY_PATCH || program == "applypatch" => {
+            Some(patch.clone())
+        }
         [shell, flag, script]
             if (shell == "bash" || shell == "sh") && (flag == "-lc" || flag == "-c") =>
         {
@@ -203,7 +214,10 @@ mod tests {
         let args: PlanArgs =
             parse_args(UPDATE_PLAN, r#"{"plan":[{"step":"a","status":"in_progress"}]}"#).unwrap();
         assert_eq!(args.into_items().1[0].status, PlanStatus::InProgress);
-        assert!(parse_args::<PlanArgs>(UPDATE_PLAN, r#"{"plan":[{"step":"a","status":"done"}]}"#).is_err());
+        assert!(
+            parse_args::<PlanArgs>(UPDATE_PLAN, r#"{"plan":[{"step":"a","status":"done"}]}"#)
+                .is_err()
+        );
     }
 
     #[test]

@@ -29,6 +29,17 @@ pub fn truncate_for_model(text: &str, max_lines: usize, max_bytes: usize) -> Str
         tail_bytes += lines[lines.len() - 1 - tail].len();
         tail += 1;
     }
+    if head == 0 && tail == 0 {
+        // Not even one whole line fits (a single huge line): keep bytes from both ends instead.
+        let start = floor_char_boundary(text, head_budget);
+        let end = ceil_char_boundary(text, text.len() - tail_budget.min(text.len()));
+        return format!(
+            "{}\n[… {} bytes omitted from a line too long to show; the full output is in the log …]\n{}",
+            &text[..start],
+            end.saturating_sub(start),
+            &text[end.max(start)..]
+        );
+    }
     let mut out = String::with_capacity(head_bytes + tail_bytes + 80);
     for line in &lines[..head] {
         out.push_str(line);
@@ -36,22 +47,23 @@ pub fn truncate_for_model(text: &str, max_lines: usize, max_bytes: usize) -> Str
     if !out.is_empty() && !out.ends_with('\n') {
         out.push('\n');
     }
-    let omitted_from = head + 1;
-    let omitted_to = lines.len() - tail;
-    if omitted_from <= omitted_to {
-        out.push_str(&format!(
-            "[… lines {omitted_from}-{omitted_to} omitted ({} bytes); the full output is in the log …]\n",
-            text.len() - head_bytes - tail_bytes
-        ));
-    } else {
-        // Every line fits by count but one line alone is too long: cut it by bytes.
-        let cut = floor_char_boundary(text, max_bytes);
-        return format!("{}\n[… output cut at {max_bytes} bytes of {} …]\n", &text[..cut], text.len());
-    }
+    out.push_str(&format!(
+        "[… lines {}-{} omitted ({} bytes); the full output is in the log …]\n",
+        head + 1,
+        lines.len() - tail,
+        text.len() - head_bytes - tail_bytes
+    ));
     for line in &lines[lines.len() - tail..] {
         out.push_str(line);
     }
     out
+}
+
+fn ceil_char_boundary(s: &str, mut index: usize) -> usize {
+    while index < s.len() && !s.is_char_boundary(index) {
+        index += 1;
+    }
+    index
 }
 
 fn floor_char_boundary(s: &str, mut index: usize) -> usize {
@@ -98,7 +110,9 @@ mod tests {
     fn a_single_huge_line_is_cut_on_a_char_boundary() {
         let text = "é".repeat(10_000);
         let out = truncate_for_model(&text, 10, 101);
-        assert!(out.contains("output cut at 101 bytes"), "{out}");
-        assert!(out.len() < 200);
+        assert!(out.starts_with("éé"), "{out}");
+        assert!(out.ends_with("éé"), "{out}");
+        assert!(out.contains("bytes omitted from a line too long to show"), "{out}");
+        assert!(out.len() < 250, "{}", out.len());
     }
 }
