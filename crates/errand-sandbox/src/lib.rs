@@ -4,8 +4,23 @@
 //! Invariants: this crate knows nothing of models or tasks. The host never follows a path inside
 //! the workspace: file reads and patches run *inside* the sandbox (through the `errand` helper
 //! binary, bind-mounted read-only), and the diff is computed from the upper layer with `lstat`
-//! semantics, never following a symlink the agent made.
+//! semantics, never following a symlink the agent made. Nothing is ever left mounted on the
+//! host: each command mounts its overlay in a mount namespace of its own.
+//!
+//! - `sandbox.rs`: the trait and its request/outcome types.
+//! - `local.rs`: [`LocalSandbox`], the local backend; `lower.rs` its shared checkouts,
+//!   `layer.rs` an attempt's upper layer, `image.rs` the `host` base image, `exec.rs` one
+//!   command in bwrap, `paths.rs` the agent's paths checked lexically.
+//! - [`bench`]: start-up timings.
 
+pub mod bench;
+mod exec;
+mod image;
+mod layer;
+mod local;
+mod lower;
+mod paths;
 mod sandbox;
 
+pub use local::{DEFAULT_SANDBOX_UID, LocalSandbox, LocalSandboxConfig};
 pub use sandbox::{ExecOutcome, ExecRequest, PatchOutcome, Sandbox, SandboxError, WorkspaceDiff};

@@ -85,10 +85,15 @@ pub trait Sandbox: Send + Sync {
     fn isolation(&self) -> Vec<String>;
 
     /// Runs a command; its combined stdout and stderr are passed to `output` as they arrive.
+    ///
+    /// The `for<'chunk>` is spelled out on purpose: `async_trait` names every elided lifetime of
+    /// an argument, including the one in `FnMut(&[u8])`, which would make the chunk outlive the
+    /// call and leave an implementation no way to pass its own read buffer. Implementations
+    /// must repeat the signature exactly.
     async fn exec(
         &self,
         request: ExecRequest,
-        output: &mut (dyn FnMut(&[u8]) + Send),
+        output: &mut (dyn for<'chunk> FnMut(&'chunk [u8]) + Send),
     ) -> Result<ExecOutcome, SandboxError>;
 
     /// Reads a file of the workspace (`path` relative to the workspace root). `Ok(None)` when it

@@ -1,0 +1,159 @@
+//! How fast an attempt's sandbox starts (`errand bench sandbox-start`).
+//!
+//! `attempt_start`: create an attempt's layer over an already prepared lower checkout, then run
+//! `true` in it (mount namespace, overlay, bwrap, exec). Removing the attempt is not timed.
+//! `bwrap_true`: a bare `bwrap --unshare-all … true` measured in the same run, as the baseline.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::local::check_host;
+use crate::{ExecRequest, LocalSandbox, LocalSandboxConfig, Sandbox, SandboxError};
+
+/// Timings of one kind, over `runs` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    pub runs: usize,
+    pub p50: Duration,
+    pub p95: Duration,
+    pub min: Duration,
+    pub max: Duration,
+}
+
+impl Stats {
+    /// Nearest-rank percentiles. `None` without samples.
+    pub fn from_samples(samples: &[Duration]) -> Option<Stats> {
+        if samples.is_empty() {
+            return None;
+        }
+        let mut sorted = samples.to_vec();
+        sorted.sort();
+        let rank = |p: usize| sorted[((sorted.len() * p).div_ceil(100)).max(1) - 1];
+        Some(Stats {
+            runs: sorted.len(),
+            p50: rank(50),
+            p95: rank(95),
+            min: *sorted.first()?,
+            max: *sorted.last()?,
+        })
+    }
+}
+
+/// The result of [`sandbox_start`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartBench {
+    pub attempt_start: Stats,
+    pub bwrap_true: Stats,
+}
+
+/// Measures `runs` attempt starts on `commit` of `repo` (the lower checkout is prepared first,
+/// untimed) and as many bare bwrap starts.
+pub async fn sandbox_start(
+    config: &LocalSandboxConfig,
+    repo: &Path,
+    commit: &str,
+    runs: usize,
+) -> Result<StartBench, SandboxError> {
+    let runs = runs.max(1);
+    let prefix = format!("bench-{}-{}", std::process::id(), unique());
+    // The first attempt prepares the lower checkout; its own start is not counted.
+    let warm = LocalSandbox::create(config, repo, commit, &format!("{prefix}-warm")).await?;
+    let lower = warm.lower_dir().to_path_buf();
+    let base = warm.base_commit().to_string();
+    warm.destroy().await?;
+    let host = check_host(config).await?;
+
+    let mut attempt_samples = Vec::with_capacity(runs);
+    let mut bwrap_samples = Vec::with_capacity(runs);
+    for run in 0..runs {
+        let started = Instant::now();
+        let sandbox = LocalSandbox::create_on_lower(
+            config,
+            host.clone(),
+            lower.clone(),
+            base.clone(),
+            &format!("{prefix}-{run}"),
+        )
+        .await?;
+        let outcome = sandbox.exec(true_request(), &mut |_| {}).await;
+        attempt_samples.push(started.elapsed());
+        sandbox.destroy().await?;
+        let outcome = outcome?;
+        if !outcome.success() {
+            return Err(SandboxError::Exec(format!("`true` failed in the sandbox: {outcome:?}")));
+        }
+
+        let started = Instant::now();
+        let status =
+            tokio::process::Command::new(&host.bwrap).args(BARE_BWRAP).status().await.map_err(
+                |source| SandboxError::Io { context: "cannot run bwrap".into(), source },
+            )?;
+        bwrap_samples.push(started.elapsed());
+        if !status.success() {
+            return Err(SandboxError::Exec(format!("bare bwrap failed: {status}")));
+        }
+    }
+    let stats = |samples: &[Duration]| {
+        Stats::from_samples(samples)
+            .ok_or_else(|| SandboxError::Exec("no samples were taken".into()))
+    };
+    Ok(StartBench { attempt_start: stats(&attempt_samples)?, bwrap_true: stats(&bwrap_samples)? })
+}
+
+const BARE_BWRAP: &[&str] = &[
+    "--unshare-all",
+    "--cap-drop",
+    "ALL",
+    "--die-with-parent",
+    "--ro-bind",
+    "/usr",
+    "/usr",
+    "--symlink",
+    "usr/bin",
+    "/bin",
+    "--symlink",
+    "usr/lib",
+    "/lib",
+    "--symlink",
+    "usr/lib64",
+    "/lib64",
+    "--proc",
+    "/proc",
+    "--dev",
+    "/dev",
+    "true",
+];
+
+fn true_request() -> ExecRequest {
+    ExecRequest {
+        command: vec!["true".into()],
+        workdir: String::new(),
+        timeout: Duration::from_secs(60),
+        env: Vec::new(),
+        stdin: None,
+    }
+}
+
+fn unique() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let samples: Vec<Duration> = (1..=20).rev().map(Duration::from_millis).collect();
+        let stats = Stats::from_samples(&samples).unwrap();
+        assert_eq!(stats.runs, 20);
+        assert_eq!(stats.p50, Duration::from_millis(10));
+        assert_eq!(stats.p95, Duration::from_millis(19));
+        assert_eq!(stats.min, Duration::from_millis(1));
+        assert_eq!(stats.max, Duration::from_millis(20));
+        assert_eq!(Stats::from_samples(&[]), None);
+    }
+}

@@ -1,0 +1,412 @@
+//! Running one command in the local sandbox.
+//!
+//! Each command is its own bwrap process. Before bwrap starts, a `pre_exec` hook (still root,
+//! in the forked child) gives the process a private mount namespace and mounts there: the
+//! attempt's directory at [`STAGE`], the overlay (lower checkout + the attempt's upper layer) at
+//! `STAGE/merged`, and the helper binary at `STAGE/errand`; then it drops to the sandbox uid.
+//! The mounts exist only in that namespace, so when the command ends, however it ends, nothing
+//! is left mounted on the host. bwrap, now unprivileged, builds the rest in a new user
+//! namespace: no network, no capabilities, a fresh /proc and /dev, uid 1000.
+//!
+//! Mounting the attempt at a fixed place means bwrap, running as the sandbox uid, can reach it
+//! even when `data_dir` lies below a directory only root may enter (such as /root).
+
+use std::ffi::{CString, OsString};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::pipe;
+
+use crate::image::host_image_args;
+use crate::{ExecOutcome, ExecRequest, SandboxError};
+
+/// Where the attempt's directory appears inside each command's private mount namespace.
+pub(crate) const STAGE: &str = "/run/errand-sandbox";
+/// The workspace inside the sandbox.
+pub(crate) const WORKSPACE: &str = "/workspace";
+/// The helper binary inside the sandbox.
+pub(crate) const HELPER: &str = "/opt/errand/errand";
+/// How long output may keep arriving after bwrap exited before we stop waiting for it. In
+/// practice it ends at once: bwrap's exit tears down the pid namespace and every writer in it.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// Runs in the sandbox after bwrap: enters the working directory, or reports through fd 3 that
+/// it does not exist, then closes fd 3 and becomes the command (so `ps` shows only the command).
+const WRAPPER: &str =
+    r#"cd -- "$1" 2>/dev/null || { printf w >&3; exit 127; }; shift; exec 3>&- "$@""#;
+
+/// Everything a command needs from its attempt.
+pub(crate) struct Launch<'a> {
+    pub bwrap: &'a Path,
+    pub attempt_root: &'a Path,
+    pub lower: &'a Path,
+    pub helper: &'a Path,
+    pub uid: u32,
+}
+
+/// Runs `request` (whose workdir is already resolved to an absolute sandbox path).
+pub(crate) async fn run(
+    launch: &Launch<'_>,
+    request: ExecRequest,
+    workdir: &str,
+    output: &mut (dyn FnMut(&[u8]) + Send + '_),
+) -> Result<ExecOutcome, SandboxError> {
+    if request.command.is_empty() {
+        return Err(SandboxError::Exec("the command is empty".into()));
+    }
+    let started = Instant::now();
+    let io = |context: &str| {
+        let context = context.to_string();
+        move |source| SandboxError::Io { context, source }
+    };
+
+    let (out_read, out_write) = std::io::pipe().map_err(io("cannot create the output pipe"))?;
+    let err_write = out_write.try_clone().map_err(io("cannot create the output pipe"))?;
+    let (status_read, status_write) =
+        std::io::pipe().map_err(io("cannot create the status pipe"))?;
+    let status_write = OwnedFd::from(status_write);
+
+    let hook = MountHook::new(launch, status_write.as_raw_fd())?;
+    let mut command = tokio::process::Command::new(launch.bwrap);
+    command
+        .env_clear()
+        .current_dir("/")
+        .args(bwrap_args(&request, workdir)?)
+        .stdin(if request.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(out_write)
+        .stderr(err_write)
+        .kill_on_drop(true);
+    // SAFETY: the hook only makes raw system calls on data prepared before the fork (see
+    // MountHook::enter), which is what pre_exec requires.
+    unsafe {
+        command.pre_exec(move || hook.enter());
+    }
+    let spawned = command.spawn();
+    // Our copies of the pipes' write ends must go, or we would never see end of file.
+    drop(command);
+    drop(status_write);
+    let status_read = pipe::Receiver::from_owned_fd(OwnedFd::from(status_read))
+        .map_err(io("cannot read the status pipe"))?;
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(error) => return Err(setup_failure(&status_read, error, launch)),
+    };
+    let mut reader = pipe::Receiver::from_owned_fd(OwnedFd::from(out_read))
+        .map_err(io("cannot read the output pipe"))?;
+
+    let stdin_pipe = child.stdin.take();
+    let feed = async move {
+        if let (Some(bytes), Some(mut pipe)) = (request.stdin, stdin_pipe) {
+            // A command that exits without reading its input closes the pipe; that is its
+            // business, not an error of the sandbox.
+            let _ = pipe.write_all(&bytes).await;
+        }
+    };
+    tokio::pin!(feed);
+
+    let deadline = tokio::time::Instant::now() + request.timeout;
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut status = None;
+    let mut drain_deadline = None;
+    let mut timed_out = false;
+    let mut fed = false;
+    let mut eof = false;
+    while status.is_none() || !eof {
+        tokio::select! {
+            read = reader.read(&mut buffer), if !eof => match read {
+                Ok(0) => eof = true,
+                Ok(n) => output(&buffer[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io("cannot read the command's output")(e)),
+            },
+            exited = child.wait(), if status.is_none() => {
+                status = Some(exited.map_err(io("cannot wait for bwrap"))?);
+                drain_deadline = Some(tokio::time::Instant::now() + DRAIN_GRACE);
+            }
+            () = &mut feed, if !fed => fed = true,
+            () = tokio::time::sleep_until(deadline), if status.is_none() && !timed_out => {
+                // SIGKILL to bwrap; --die-with-parent then kills its pid 1, and with it every
+                // process of the command's pid namespace (pid_namespaces(7)).
+                timed_out = true;
+                let _ = child.start_kill();
+            }
+            () = tokio::time::sleep_until(drain_deadline.unwrap_or(deadline)), if drain_deadline.is_some() => {
+                tracing::warn!("output still open {DRAIN_GRACE:?} after the sandbox exited; stopped reading");
+                break;
+            }
+        }
+    }
+    let Some(status) = status else {
+        return Err(SandboxError::Exec("bwrap ended without a status".into()));
+    };
+    if !timed_out && read_status_byte(&status_read) == Some(b'w') {
+        return Err(SandboxError::NoSuchWorkdir(workdir.to_string()));
+    }
+    use std::os::unix::process::ExitStatusExt;
+    Ok(ExecOutcome {
+        exit_code: if timed_out { None } else { status.code() },
+        signal: status.signal(),
+        timed_out,
+        duration: started.elapsed(),
+    })
+}
+
+/// bwrap's arguments for one command (see the design's "Local sandbox recipe").
+fn bwrap_args(request: &ExecRequest, workdir: &str) -> Result<Vec<OsString>, SandboxError> {
+    let stage = Path::new(STAGE);
+    let mut args: Vec<OsString> = [
+        "--unshare-all",
+        "--cap-drop",
+        "ALL",
+        "--die-with-parent",
+        "--new-session",
+        "--clearenv",
+        "--uid",
+        "1000",
+        "--gid",
+        "1000",
+        "--hostname",
+        "errand",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect();
+    args.extend(host_image_args(&stage.join("etc")));
+    for (flag, source, dest) in [
+        ("--bind", "tmp", "/tmp"),
+        ("--bind", "home", "/home/agent"),
+        ("--bind", "merged", WORKSPACE),
+        ("--ro-bind", "errand", HELPER),
+    ] {
+        args.push(flag.into());
+        args.push(stage.join(source).into());
+        args.push(dest.into());
+    }
+    let defaults = [
+        ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        ("HOME", "/home/agent"),
+        ("USER", "agent"),
+        ("LOGNAME", "agent"),
+        ("LANG", "C.UTF-8"),
+        ("TERM", "dumb"),
+    ];
+    let extra = request.env.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    for (key, value) in defaults.into_iter().chain(extra) {
+        if key.is_empty() || key.contains('=') || key.contains('\0') || value.contains('\0') {
+            return Err(SandboxError::Exec(format!(
+                "environment variable `{key}` cannot be set (empty name, `=` or NUL)"
+            )));
+        }
+        args.extend(["--setenv".into(), key.into(), value.into()]);
+    }
+    args.extend(["--chdir".into(), WORKSPACE.into(), "--".into()]);
+    args.extend(["/bin/sh", "-c", WRAPPER, "errand", workdir].map(OsString::from));
+    args.extend(request.command.iter().map(OsString::from));
+    Ok(args)
+}
+
+/// The one byte a failed setup step or the wrapper left in the status pipe, if any.
+fn read_status_byte(status: &pipe::Receiver) -> Option<u8> {
+    let mut byte = [0u8; 1];
+    match status.try_read(&mut byte) {
+        Ok(1) => Some(byte[0]),
+        _ => None,
+    }
+}
+
+fn setup_failure(status: &pipe::Receiver, error: std::io::Error, launch: &Launch) -> SandboxError {
+    let step = match read_status_byte(status) {
+        Some(b'n') => "creating a private mount namespace".to_string(),
+        Some(b'p') => "making mounts private".to_string(),
+        Some(b's') => format!("bind-mounting {} at {STAGE}", launch.attempt_root.display()),
+        Some(b'o') => format!(
+            "mounting the overlay (lower {}; does this kernel have overlayfs?)",
+            launch.lower.display()
+        ),
+        Some(b'h') => format!("bind-mounting the helper {}", launch.helper.display()),
+        Some(b'f') => "preparing file descriptors".to_string(),
+        Some(b'u') => format!("switching to uid {}", launch.uid),
+        Some(b'd') => "the parent process went away".to_string(),
+        _ => format!("starting {}", launch.bwrap.display()),
+    };
+    SandboxError::Setup(format!("{step} failed: {error}"))
+}
+
+/// The work done between fork and exec, with every string prepared in advance.
+struct MountHook {
+    stage: CString,
+    attempt_root: CString,
+    merged: CString,
+    overlay_options: CString,
+    helper: CString,
+    helper_mount_point: CString,
+    uid: libc::uid_t,
+    status_fd: RawFd,
+    parent: libc::pid_t,
+}
+
+impl MountHook {
+    fn new(launch: &Launch, status_fd: RawFd) -> Result<MountHook, SandboxError> {
+        let c = |path: &Path| {
+            CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+                SandboxError::Setup(format!("path {} contains a NUL byte", path.display()))
+            })
+        };
+        let stage = PathBuf::from(STAGE);
+        let root = launch.attempt_root;
+        // overlayfs(5): redirect_dir and metacopy off, so a renamed directory is a real copy
+        // and every upper file holds its full data (the diff reads contents from upper/).
+        let options = format!(
+            "lowerdir={},upperdir={},workdir={},redirect_dir=off,metacopy=off",
+            launch.lower.display(),
+            root.join("upper").display(),
+            root.join("work").display()
+        );
+        Ok(MountHook {
+            stage: c(&stage)?,
+            attempt_root: c(root)?,
+            merged: c(&stage.join("merged"))?,
+            overlay_options: c(Path::new(&options))?,
+            helper: c(launch.helper)?,
+            helper_mount_point: c(&stage.join("errand"))?,
+            uid: launch.uid,
+            status_fd,
+            // SAFETY: getpid has no preconditions.
+            parent: unsafe { libc::getpid() },
+        })
+    }
+
+    /// Runs in the forked child: only async-signal-safe system calls, no allocation.
+    fn enter(&self) -> std::io::Result<()> {
+        // SAFETY: every pointer comes from a CString owned by self, alive for the whole call;
+        // the calls are plain system calls on this (single-threaded, forked) process.
+        unsafe {
+            let null = std::ptr::null::<libc::c_char>();
+            let fail = |fd: RawFd, step: u8| {
+                let error = std::io::Error::last_os_error();
+                libc::write(fd, (&step as *const u8).cast(), 1);
+                Err(error)
+            };
+            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                return fail(self.status_fd, b'n');
+            }
+            if libc::mount(
+                null,
+                c"/".as_ptr(),
+                null,
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ) != 0
+            {
+                return fail(self.status_fd, b'p');
+            }
+            if libc::mount(
+                self.attempt_root.as_ptr(),
+                self.stage.as_ptr(),
+                null,
+                libc::MS_BIND,
+                std::ptr::null(),
+            ) != 0
+            {
+                return fail(self.status_fd, b's');
+            }
+            let flags = libc::MS_NOSUID | libc::MS_NODEV;
+            if libc::mount(
+                c"overlay".as_ptr(),
+                self.merged.as_ptr(),
+                c"overlay".as_ptr(),
+                flags,
+                self.overlay_options.as_ptr().cast(),
+            ) != 0
+            {
+                return fail(self.status_fd, b'o');
+            }
+            if libc::mount(
+                self.helper.as_ptr(),
+                self.helper_mount_point.as_ptr(),
+                null,
+                libc::MS_BIND,
+                std::ptr::null(),
+            ) != 0
+            {
+                return fail(self.status_fd, b'h');
+            }
+            // The status pipe becomes fd 3 for the wrapper; every other descriptor above the
+            // standard ones closes at exec, so nothing the host process holds leaks into the
+            // sandbox (bwrap itself closes none).
+            const STATUS: RawFd = 3;
+            let moved = if self.status_fd == STATUS {
+                libc::fcntl(STATUS, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(self.status_fd, STATUS)
+            };
+            if moved < 0 {
+                return fail(self.status_fd, b'f');
+            }
+            if libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) != 0
+            {
+                return fail(STATUS, b'f');
+            }
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setgid(self.uid) != 0
+                || libc::setuid(self.uid) != 0
+            {
+                return fail(STATUS, b'u');
+            }
+            // Set after setuid, which clears it. If errand dies, bwrap dies, and with it the
+            // sandbox. (The signal follows the *thread* that forked: a tokio worker, which
+            // lives as long as the runtime.)
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+            if libc::getppid() != self.parent {
+                return fail(STATUS, b'd');
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(command: &[&str]) -> ExecRequest {
+        ExecRequest {
+            command: command.iter().map(|s| s.to_string()).collect(),
+            workdir: String::new(),
+            timeout: Duration::from_secs(1),
+            env: vec![("FOO".into(), "bar baz".into())],
+            stdin: None,
+        }
+    }
+
+    #[test]
+    fn the_command_runs_through_the_workdir_wrapper_with_a_clean_environment() {
+        let args = bwrap_args(&request(&["ls", "-la"]), "/workspace/src").unwrap();
+        let text: Vec<String> = args.iter().map(|a| a.to_string_lossy().into()).collect();
+        let tail = &text[text.len() - 7..];
+        assert_eq!(tail[0], "/bin/sh");
+        assert_eq!(tail[3..], ["errand", "/workspace/src", "ls", "-la"]);
+        for needle in ["--unshare-all", "--clearenv", "--die-with-parent", "--new-session"] {
+            assert!(text.iter().any(|a| a == needle), "{needle}");
+        }
+        assert!(text.windows(3).any(|w| w == ["--setenv", "FOO", "bar baz"]));
+        assert!(
+            text.windows(3).any(|w| w == ["--bind", "/run/errand-sandbox/merged", "/workspace"])
+        );
+    }
+
+    #[test]
+    fn bad_environment_names_are_refused() {
+        let mut bad = request(&["true"]);
+        bad.env = vec![("A=B".into(), "x".into())];
+        assert!(matches!(bwrap_args(&bad, "/workspace"), Err(SandboxError::Exec(_))));
+    }
+}

@@ -1,0 +1,358 @@
+//! The local backend: bubblewrap + overlayfs on this machine, one overlay upper layer per attempt.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use errand_git::Repo;
+use tokio::sync::RwLock;
+
+use crate::exec::{self, HELPER, Launch, STAGE, WORKSPACE};
+use crate::image::generated_etc;
+use crate::layer::{AttemptLayout, read_upper_blocking};
+use crate::paths::{resolve_workdir, resolve_workspace_path};
+use crate::{ExecOutcome, ExecRequest, PatchOutcome, Sandbox, SandboxError, WorkspaceDiff};
+
+/// Host uid the agent's processes run as (uid 1000 inside the sandbox).
+pub const DEFAULT_SANDBOX_UID: u32 = 61000;
+/// Wall clock for the sandbox's own file reads and patch applications.
+const HELPER_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Where the local backend keeps its files, and what it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalSandboxConfig {
+    /// Holds `checkouts/` (lower layers, shared) and `attempts/` (one upper layer each).
+    pub data_dir: PathBuf,
+    /// The `errand` binary, mounted read-only at `/opt/errand/errand` for `apply-patch`.
+    pub helper: PathBuf,
+    /// bubblewrap; a bare name is looked up on PATH.
+    pub bwrap: PathBuf,
+    /// Unprivileged host uid (and gid) that owns the agent's files and runs bwrap.
+    pub sandbox_uid: u32,
+}
+
+impl LocalSandboxConfig {
+    /// The defaults: `bwrap` from PATH, uid [`DEFAULT_SANDBOX_UID`].
+    pub fn new(data_dir: impl Into<PathBuf>, helper: impl Into<PathBuf>) -> Self {
+        LocalSandboxConfig {
+            data_dir: data_dir.into(),
+            helper: helper.into(),
+            bwrap: PathBuf::from("bwrap"),
+            sandbox_uid: DEFAULT_SANDBOX_UID,
+        }
+    }
+}
+
+/// One attempt's sandbox. Dropping it leaves its directory; call [`LocalSandbox::destroy`].
+#[derive(Debug)]
+pub struct LocalSandbox {
+    layout: AttemptLayout,
+    lower: PathBuf,
+    base: String,
+    bwrap: PathBuf,
+    helper: PathBuf,
+    uid: u32,
+    isolation: Vec<String>,
+    /// Commands share the layer; a diff needs it to hold still (the write side).
+    layer_use: RwLock<()>,
+}
+
+impl LocalSandbox {
+    /// Prepares (or reuses) the lower checkout of `repo` at `commit` and creates the attempt's
+    /// layer. `commit` may be anything git resolves to a commit; `attempt` names the layer's
+    /// directory and must be new.
+    pub async fn create(
+        config: &LocalSandboxConfig,
+        repo: &Path,
+        commit: &str,
+        attempt: &str,
+    ) -> Result<LocalSandbox, SandboxError> {
+        let host = check_host(config).await?;
+        let repo = Repo::discover(repo).await.map_err(|e| SandboxError::Setup(e.to_string()))?;
+        let base =
+            repo.resolve_commit(commit).await.map_err(|e| SandboxError::Setup(e.to_string()))?;
+        let lower =
+            crate::lower::prepare(&config.data_dir, &repo, &base, config.sandbox_uid).await?;
+        LocalSandbox::create_on_lower(config, host, lower, base, attempt).await
+    }
+
+    /// Creates an attempt's layer over an already prepared lower checkout.
+    pub(crate) async fn create_on_lower(
+        config: &LocalSandboxConfig,
+        host: HostFacts,
+        lower: PathBuf,
+        base: String,
+        attempt: &str,
+    ) -> Result<LocalSandbox, SandboxError> {
+        let layout = AttemptLayout::new(&config.data_dir, attempt)?;
+        let blocking_layout = layout.clone();
+        let uid = config.sandbox_uid;
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            blocking_layout.create_blocking(uid)?;
+            for (name, contents) in generated_etc() {
+                std::fs::write(blocking_layout.etc().join(name), contents)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| SandboxError::Setup(format!("creating the attempt stopped: {e}")))?
+        .map_err(|source| SandboxError::Io {
+            context: format!("cannot create the attempt directory {}", layout.root().display()),
+            source,
+        })?;
+        let isolation = vec![
+            host.bwrap_version.clone(),
+            "overlayfs upper layer over a private checkout".into(),
+            "network: none (private namespace)".into(),
+            "capabilities: none".into(),
+            format!("uid 1000 (host uid {uid})"),
+            "base image: host (read-only /usr, whitelisted /etc)".into(),
+            "limits: wall clock per command".into(),
+        ];
+        Ok(LocalSandbox {
+            layout,
+            lower,
+            base,
+            bwrap: host.bwrap,
+            helper: config.helper.clone(),
+            uid,
+            isolation,
+            layer_use: RwLock::new(()),
+        })
+    }
+
+    /// Removes the attempt's directory (its upper layer: the agent's work is gone after this).
+    pub async fn destroy(self) -> Result<(), SandboxError> {
+        let _quiet = self.layer_use.write().await;
+        let root = self.layout.root().to_path_buf();
+        let shown = root.display().to_string();
+        tokio::task::spawn_blocking(move || std::fs::remove_dir_all(root))
+            .await
+            .map_err(|e| SandboxError::Setup(format!("removing the attempt stopped: {e}")))?
+            .map_err(|source| SandboxError::Io {
+                context: format!("cannot remove {shown}"),
+                source,
+            })
+    }
+
+    /// The base commit (full object id) the diff is against.
+    pub fn base_commit(&self) -> &str {
+        &self.base
+    }
+
+    pub(crate) fn lower_dir(&self) -> &Path {
+        &self.lower
+    }
+
+    fn launch(&self) -> Launch<'_> {
+        Launch {
+            bwrap: &self.bwrap,
+            attempt_root: self.layout.root(),
+            lower: &self.lower,
+            helper: &self.helper,
+            uid: self.uid,
+        }
+    }
+
+    async fn run(
+        &self,
+        request: ExecRequest,
+        output: &mut (dyn FnMut(&[u8]) + Send + '_),
+    ) -> Result<ExecOutcome, SandboxError> {
+        let workdir = resolve_workdir(&request.workdir)?;
+        let _sharing = self.layer_use.read().await;
+        exec::run(&self.launch(), request, &workdir, output).await
+    }
+
+    /// Runs one of our own commands and collects its (combined) output.
+    async fn run_collect(
+        &self,
+        command: Vec<String>,
+        workdir: String,
+        stdin: Option<Vec<u8>>,
+    ) -> Result<(ExecOutcome, Vec<u8>), SandboxError> {
+        let mut collected = Vec::new();
+        let request =
+            ExecRequest { command, workdir, timeout: HELPER_TIMEOUT, env: Vec::new(), stdin };
+        let outcome = self.run(request, &mut |chunk| collected.extend_from_slice(chunk)).await?;
+        Ok((outcome, collected))
+    }
+}
+
+/// Facts about the host checked once per sandbox.
+#[derive(Debug, Clone)]
+pub(crate) struct HostFacts {
+    pub bwrap: PathBuf,
+    pub bwrap_version: String,
+}
+
+/// Root, bubblewrap and the mount stage: what the local backend needs from the machine.
+pub(crate) async fn check_host(config: &LocalSandboxConfig) -> Result<HostFacts, SandboxError> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(SandboxError::Setup(
+            "the local sandbox needs root to mount its overlay; run errand as root (see README)"
+                .into(),
+        ));
+    }
+    let bwrap = find_bwrap(&config.bwrap).ok_or_else(|| {
+        SandboxError::Setup(format!(
+            "bubblewrap (`{}`) was not found; install it with `apt-get install bubblewrap` \
+             (or run scripts/install-deps.sh)",
+            config.bwrap.display()
+        ))
+    })?;
+    let version =
+        tokio::process::Command::new(&bwrap).arg("--version").output().await.map_err(|source| {
+            SandboxError::Io { context: format!("cannot run {}", bwrap.display()), source }
+        })?;
+    let bwrap_version = String::from_utf8_lossy(&version.stdout).trim().to_string();
+    // data_dir goes into overlayfs mount options, where `,` and `:` are separators.
+    let data_dir = config.data_dir.to_string_lossy();
+    if data_dir.contains([',', ':', '\\']) || !config.data_dir.is_absolute() {
+        return Err(SandboxError::Setup(format!(
+            "data_dir {data_dir} must be an absolute path without `,`, `:` or `\\` \
+             (overlayfs mount options cannot hold them)"
+        )));
+    }
+    if !tokio::fs::metadata(&config.helper).await.map(|m| m.is_file()).unwrap_or(false) {
+        return Err(SandboxError::Setup(format!(
+            "the helper binary {} does not exist; it is mounted at {HELPER} for apply_patch",
+            config.helper.display()
+        )));
+    }
+    tokio::fs::create_dir_all(STAGE).await.map_err(|source| SandboxError::Io {
+        context: format!("cannot create the mount point {STAGE}"),
+        source,
+    })?;
+    Ok(HostFacts { bwrap, bwrap_version })
+}
+
+/// An explicit path, or the first match on PATH.
+fn find_bwrap(bwrap: &Path) -> Option<PathBuf> {
+    if bwrap.components().count() > 1 {
+        return bwrap.is_file().then(|| bwrap.to_path_buf());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(bwrap)).find(|candidate| candidate.is_file())
+}
+
+#[async_trait::async_trait]
+impl Sandbox for LocalSandbox {
+    fn workspace_dir(&self) -> &str {
+        WORKSPACE
+    }
+
+    fn isolation(&self) -> Vec<String> {
+        self.isolation.clone()
+    }
+
+    async fn exec(
+        &self,
+        request: ExecRequest,
+        output: &mut (dyn for<'chunk> FnMut(&'chunk [u8]) + Send),
+    ) -> Result<ExecOutcome, SandboxError> {
+        self.run(request, output).await
+    }
+
+    async fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, SandboxError> {
+        let path = resolve_workspace_path(path)?;
+        // Read inside the sandbox: a symlink the agent made leads only to what it can see.
+        let script = r#"test -f "$1" || exit 3; exec cat -- "$1""#;
+        let command = ["sh", "-c", script, "read_file", &path].map(String::from).to_vec();
+        let (outcome, bytes) = self.run_collect(command, WORKSPACE.into(), None).await?;
+        match outcome.exit_code {
+            Some(0) => Ok(Some(bytes)),
+            Some(3) => Ok(None),
+            _ => Err(SandboxError::Exec(format!(
+                "reading {path} failed ({outcome:?}): {}",
+                String::from_utf8_lossy(&bytes).trim()
+            ))),
+        }
+    }
+
+    async fn apply_patch(&self, patch: &str, workdir: &str) -> Result<PatchOutcome, SandboxError> {
+        let workdir = resolve_workdir(workdir)?;
+        let command =
+            [HELPER, "apply-patch", "--json", "--root", WORKSPACE].map(String::from).to_vec();
+        let (outcome, output) =
+            self.run_collect(command, workdir, Some(patch.as_bytes().to_vec())).await?;
+        parse_patch_outcome(&output).ok_or_else(|| {
+            let text = String::from_utf8_lossy(&output);
+            let tail: String =
+                text.chars().rev().take(2000).collect::<Vec<_>>().into_iter().rev().collect();
+            SandboxError::Exec(format!(
+                "the patch helper gave no result (exit {:?}); it printed: {}",
+                outcome.exit_code,
+                tail.trim()
+            ))
+        })
+    }
+
+    async fn diff(&self) -> Result<WorkspaceDiff, SandboxError> {
+        let _still = self.layer_use.write().await;
+        let upper = self.layout.upper();
+        let changes = tokio::task::spawn_blocking(move || read_upper_blocking(&upper))
+            .await
+            .map_err(|e| SandboxError::Diff(format!("reading the upper layer stopped: {e}")))??;
+        let diff = errand_git::diff_changes(&self.lower, &self.base, &changes)
+            .await
+            .map_err(|e| SandboxError::Diff(e.to_string()))?;
+        Ok(WorkspaceDiff { patch: diff.patch, files: diff.files })
+    }
+}
+
+/// The helper's result line: the last line of its output that is a JSON object of that shape
+/// (stderr shares the stream, so other lines may surround it).
+fn parse_patch_outcome(output: &[u8]) -> Option<PatchOutcome> {
+    #[derive(serde::Deserialize)]
+    struct Line {
+        success: bool,
+        #[serde(default)]
+        output: String,
+        #[serde(default)]
+        changes: Vec<errand_protocol::FileChange>,
+    }
+    String::from_utf8_lossy(output)
+        .lines()
+        .rev()
+        .filter(|line| line.trim_start().starts_with('{'))
+        .find_map(|line| serde_json::from_str::<Line>(line).ok())
+        .map(|line| PatchOutcome {
+            success: line.success,
+            output: line.output,
+            changes: line.changes,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use errand_protocol::{FileChange, FileChangeKind};
+
+    #[test]
+    fn the_patch_result_is_the_last_json_line() {
+        let output = b"warning: something\n{\"success\":true,\"output\":\"Done!\",\"changes\":[{\"path\":\"a.txt\",\"change\":\"added\",\"insertions\":1,\"deletions\":0}]}\n";
+        let outcome = parse_patch_outcome(output).unwrap();
+        assert!(outcome.success);
+        assert_eq!(outcome.output, "Done!");
+        assert_eq!(
+            outcome.changes,
+            vec![FileChange {
+                path: "a.txt".into(),
+                kind: FileChangeKind::Added,
+                insertions: 1,
+                deletions: 0,
+                binary: false
+            }]
+        );
+        assert!(parse_patch_outcome(b"Segmentation fault\n").is_none());
+        assert!(parse_patch_outcome(b"{\"succ").is_none());
+    }
+
+    #[test]
+    fn bwrap_is_found_on_path_or_by_explicit_path() {
+        assert_eq!(find_bwrap(Path::new("/nonexistent/bwrap")), None);
+        assert_eq!(find_bwrap(Path::new("surely-not-a-command-xyz")), None);
+        assert_eq!(find_bwrap(Path::new("sh")).map(|p| p.is_absolute()), Some(true));
+    }
+}
