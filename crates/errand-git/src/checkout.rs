@@ -20,19 +20,13 @@ pub async fn clone_at_commit(source: &Path, commit: &str, dest: &Path) -> Result
         .arg(dest)
         .run(None)
         .await?;
-    Git::hardened(dest)
-        .args(["checkout", "--quiet", "--detach", commit, "--"])
-        .run(None)
-        .await?;
+    Git::hardened(dest).args(["checkout", "--quiet", "--detach", commit, "--"]).run(None).await?;
     Ok(())
 }
 
 /// Refreshes the stat information in the checkout's index (after its files changed owner, say),
 /// so `git status` inside a sandbox does not re-read every file.
 pub async fn refresh_index(checkout: &Path) -> Result<(), GitError> {
-    Git::hardened(checkout)
-        .args(["update-index", "-q", "--refresh"])
-        .output(None)
-        .await?;
+    Git::hardened(checkout).args(["update-index", "-q", "--refresh"]).output(None).await?;
     Ok(())
 }

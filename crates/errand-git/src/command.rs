@@ -24,11 +24,7 @@ pub enum GitError {
         source: std::io::Error,
     },
     #[error("`git {what}` failed ({status}): {stderr}")]
-    Failed {
-        what: String,
-        status: String,
-        stderr: String,
-    },
+    Failed { what: String, status: String, stderr: String },
     #[error("{0} is not inside a git repository")]
     NotARepository(PathBuf),
     #[error("repository {0} has no commits yet; commit something first")]
@@ -49,10 +45,7 @@ pub enum GitError {
 
 impl GitError {
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        GitError::Io {
-            context: context.into(),
-            source,
-        }
+        GitError::Io { context: context.into(), source }
     }
 }
 
@@ -123,10 +116,7 @@ impl Git {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        Git {
-            command,
-            what: String::new(),
-        }
+        Git { command, what: String::new() }
     }
 
     pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
@@ -161,10 +151,10 @@ impl Git {
         if stdin.is_some() {
             self.command.stdin(Stdio::piped());
         }
-        let mut child = self.command.spawn().map_err(|source| GitError::Spawn {
-            what: self.what.clone(),
-            source,
-        })?;
+        let mut child = self
+            .command
+            .spawn()
+            .map_err(|source| GitError::Spawn { what: self.what.clone(), source })?;
         // Feed stdin concurrently with reading the output, or a large input and a large output
         // would wait on each other forever.
         let pipe = child.stdin.take();
@@ -177,36 +167,24 @@ impl Git {
             }
         };
         let (output, ()) = tokio::join!(child.wait_with_output(), feed);
-        let output = output.map_err(|source| GitError::Spawn {
-            what: self.what.clone(),
-            source,
-        })?;
-        Ok(GitOutput {
-            status: output.status,
-            stdout: output.stdout,
-            stderr: output.stderr,
-        })
+        let output =
+            output.map_err(|source| GitError::Spawn { what: self.what.clone(), source })?;
+        Ok(GitOutput { status: output.status, stdout: output.stdout, stderr: output.stderr })
     }
 
     /// Runs and requires success; returns stdout.
     pub async fn run(self, stdin: Option<Vec<u8>>) -> Result<Vec<u8>, GitError> {
         let what = self.what.clone();
         let output = self.output(stdin).await?;
-        if output.status.success() {
-            Ok(output.stdout)
-        } else {
-            Err(failed(what, &output))
-        }
+        if output.status.success() { Ok(output.stdout) } else { Err(failed(what, &output)) }
     }
 
     /// Like [`Git::run`], for output that is one line of text (an object id, a path).
     pub async fn run_line(self) -> Result<String, GitError> {
         let what = self.what.clone();
         let stdout = self.run(None).await?;
-        let text = String::from_utf8(stdout).map_err(|_| GitError::Parse {
-            what,
-            detail: "output is not UTF-8".into(),
-        })?;
+        let text = String::from_utf8(stdout)
+            .map_err(|_| GitError::Parse { what, detail: "output is not UTF-8".into() })?;
         Ok(text.trim_end_matches('\n').to_string())
     }
 
@@ -238,11 +216,7 @@ pub(crate) fn stderr_tail(stderr: &[u8]) -> String {
         }
         tail = format!("…{}", &tail[cut..]);
     }
-    if tail.is_empty() {
-        "(git printed nothing)".into()
-    } else {
-        tail
-    }
+    if tail.is_empty() { "(git printed nothing)".into() } else { tail }
 }
 
 #[cfg(test)]

@@ -108,10 +108,7 @@ async fn write_blobs(
         if !path.components().all(|c| matches!(c, Component::Normal(_))) {
             continue;
         }
-        let content = Git::hardened(checkout)
-            .args(["cat-file", "blob", id])
-            .run(None)
-            .await?;
+        let content = Git::hardened(checkout).args(["cat-file", "blob", id]).run(None).await?;
         let target = root.join(path);
         if let Some(parent) = target.parent() {
             tokio::fs::create_dir_all(parent)

@@ -40,9 +40,7 @@ pub(crate) async fn binary_patch(
     let mut attributes = String::new();
     for path in &offending {
         let pattern = format!("/{}", glob_escape(path));
-        attributes.push_str(&String::from_utf8_lossy(&crate::tree::c_quote(
-            pattern.as_bytes(),
-        )));
+        attributes.push_str(&String::from_utf8_lossy(&crate::tree::c_quote(pattern.as_bytes())));
         attributes.push_str(" binary\n");
     }
     let attributes_file = scratch.join("binary-attributes");

@@ -19,10 +19,7 @@ impl Repo {
                 std::io::Error::from(std::io::ErrorKind::NotFound),
             ));
         }
-        let output = Git::user(path)
-            .args(["rev-parse", "--show-toplevel"])
-            .output(None)
-            .await?;
+        let output = Git::user(path).args(["rev-parse", "--show-toplevel"]).output(None).await?;
         if !output.status.success() {
             return Err(GitError::NotARepository(path.to_path_buf()));
         }
@@ -30,9 +27,7 @@ impl Repo {
             what: "rev-parse --show-toplevel".into(),
             detail: "the repository path is not UTF-8".into(),
         })?;
-        Ok(Repo {
-            root: PathBuf::from(root.trim_end_matches('\n')),
-        })
+        Ok(Repo { root: PathBuf::from(root.trim_end_matches('\n')) })
     }
 
     /// The top-level directory of the work tree.
@@ -97,23 +92,13 @@ impl Repo {
 /// The `error:` lines of `git apply`, which name each file and hunk that failed.
 fn apply_problems(stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr);
-    let lines: Vec<&str> = text
-        .lines()
-        .filter_map(|line| line.strip_prefix("error: "))
-        .collect();
+    let lines: Vec<&str> = text.lines().filter_map(|line| line.strip_prefix("error: ")).collect();
     if lines.is_empty() {
         return String::new();
     }
-    let listed = lines
-        .iter()
-        .map(|line| format!("  {line}"))
-        .collect::<Vec<_>>();
+    let listed = lines.iter().map(|line| format!("  {line}")).collect::<Vec<_>>();
     let joined = listed.join("\n");
-    if joined.len() > 4000 {
-        stderr_tail(joined.as_bytes())
-    } else {
-        joined
-    }
+    if joined.len() > 4000 { stderr_tail(joined.as_bytes()) } else { joined }
 }
 
 #[cfg(test)]

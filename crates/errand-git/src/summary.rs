@@ -21,10 +21,7 @@ struct RawRecord {
 
 /// Parses the output of `git diff -z --raw --numstat` (raw records first, then numstat records).
 pub(crate) fn parse_raw_numstat(output: &[u8]) -> Result<Vec<FileChange>, GitError> {
-    let bad = |detail: String| GitError::Parse {
-        what: "diff --raw --numstat".into(),
-        detail,
-    };
+    let bad = |detail: String| GitError::Parse { what: "diff --raw --numstat".into(), detail };
     let mut fields = output.split(|&b| b == 0).map(|f| String::from_utf8_lossy(f));
     let mut raws = Vec::new();
     // (insertions, deletions, binary) by destination path.
@@ -59,7 +56,8 @@ pub(crate) fn parse_raw_numstat(output: &[u8]) -> Result<Vec<FileChange>, GitErr
         } else {
             // "<added>\t<deleted>\t<path>" or, for a rename, "<added>\t<deleted>\t" + from + to.
             let mut parts = field.splitn(3, '\t');
-            let (Some(added), Some(deleted), Some(path)) = (parts.next(), parts.next(), parts.next())
+            let (Some(added), Some(deleted), Some(path)) =
+                (parts.next(), parts.next(), parts.next())
             else {
                 return Err(bad(format!("numstat record `{field}`")));
             };
@@ -85,21 +83,13 @@ pub(crate) fn parse_raw_numstat(output: &[u8]) -> Result<Vec<FileChange>, GitErr
             let kind = match raw.status {
                 'A' => FileChangeKind::Added,
                 'D' => FileChangeKind::Deleted,
-                'R' | 'C' => FileChangeKind::Renamed {
-                    from: raw.from.unwrap_or_default(),
-                },
+                'R' | 'C' => FileChangeKind::Renamed { from: raw.from.unwrap_or_default() },
                 _ if raw.old_id == raw.new_id && raw.old_mode != raw.new_mode => {
                     FileChangeKind::ModeChanged
                 }
                 _ => FileChangeKind::Modified,
             };
-            FileChange {
-                path: raw.path,
-                kind,
-                insertions,
-                deletions,
-                binary,
-            }
+            FileChange { path: raw.path, kind, insertions, deletions, binary }
         })
         .collect())
 }
@@ -109,13 +99,7 @@ mod tests {
     use super::*;
 
     fn change(path: &str, kind: FileChangeKind, ins: u64, del: u64, binary: bool) -> FileChange {
-        FileChange {
-            path: path.into(),
-            kind,
-            insertions: ins,
-            deletions: del,
-            binary,
-        }
+        FileChange { path: path.into(), kind, insertions: ins, deletions: del, binary }
     }
 
     #[test]
@@ -156,9 +140,7 @@ mod tests {
                 change("gone.txt", FileChangeKind::Deleted, 0, 3, false),
                 change(
                     "new name.txt",
-                    FileChangeKind::Renamed {
-                        from: "old name.txt".into()
-                    },
+                    FileChangeKind::Renamed { from: "old name.txt".into() },
                     1,
                     1,
                     false

@@ -22,11 +22,7 @@ use crate::summary::parse_raw_numstat;
 pub enum PathChange {
     /// A regular file, whose bytes git reads from `source` on the host. The caller has checked
     /// with `lstat` that `source` is a regular file (git then opens it without further checks).
-    File {
-        path: PathBuf,
-        source: PathBuf,
-        executable: bool,
-    },
+    File { path: PathBuf, source: PathBuf, executable: bool },
     /// A symbolic link; git stores its target as the blob's content.
     Symlink { path: PathBuf, target: PathBuf },
     /// `path`, and everything below it if it was a directory, no longer exists.
@@ -143,10 +139,7 @@ async fn hash_blobs(
         .args(["hash-object", "-w", "--no-filters", "--stdin-paths"])
         .run(Some(input))
         .await?;
-    let ids: Vec<String> = String::from_utf8_lossy(&output)
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let ids: Vec<String> = String::from_utf8_lossy(&output).lines().map(str::to_string).collect();
     if ids.len() != paths.len() {
         return Err(GitError::Parse {
             what: "hash-object --stdin-paths".into(),
@@ -175,9 +168,9 @@ impl IndexEdit {
         let mut edit = IndexEdit::default();
         for change in changes {
             let (mode, path) = match change {
-                PathChange::File {
-                    path, executable, ..
-                } => (if *executable { 0o100755 } else { 0o100644 }, path),
+                PathChange::File { path, executable, .. } => {
+                    (if *executable { 0o100755 } else { 0o100644 }, path)
+                }
                 PathChange::Symlink { path, .. } => (0o120000, path),
                 PathChange::Removed { .. } | PathChange::Replaced { .. } => continue,
             };
@@ -189,7 +182,9 @@ impl IndexEdit {
         let gone: HashSet<&Path> = changes
             .iter()
             .filter_map(|change| match change {
-                PathChange::Removed { path } | PathChange::Replaced { path } => Some(path.as_path()),
+                PathChange::Removed { path } | PathChange::Replaced { path } => {
+                    Some(path.as_path())
+                }
                 _ => None,
             })
             .collect();
@@ -259,19 +254,11 @@ mod tests {
     }
 
     fn file(path: &str, executable: bool) -> PathChange {
-        PathChange::File {
-            path: p(path),
-            source: p(&format!("/upper/{path}")),
-            executable,
-        }
+        PathChange::File { path: p(path), source: p(&format!("/upper/{path}")), executable }
     }
 
     fn ids(paths: &[&str]) -> HashMap<PathBuf, String> {
-        paths
-            .iter()
-            .enumerate()
-            .map(|(n, path)| (p(path), format!("{n:040}")))
-            .collect()
+        paths.iter().enumerate().map(|(n, path)| (p(path), format!("{n:040}"))).collect()
     }
 
     #[test]
@@ -279,17 +266,11 @@ mod tests {
         let changes = [
             file("a.txt", false),
             file("bin/run", true),
-            PathChange::Symlink {
-                path: p("link"),
-                target: p("a.txt"),
-            },
+            PathChange::Symlink { path: p("link"), target: p("a.txt") },
         ];
         let edit = IndexEdit::plan(&changes, &ids(&["a.txt", "bin/run", "link"]), &[]);
-        let modes: Vec<(u32, &Path)> = edit
-            .additions
-            .iter()
-            .map(|(mode, _, path)| (*mode, path.as_path()))
-            .collect();
+        let modes: Vec<(u32, &Path)> =
+            edit.additions.iter().map(|(mode, _, path)| (*mode, path.as_path())).collect();
         assert_eq!(
             modes,
             vec![
