@@ -66,7 +66,19 @@ pub async fn diff_changes(
         .prefix("errand-diff-")
         .tempdir()
         .map_err(|e| GitError::io("cannot create a temporary directory for the diff", e))?;
-    let index = scratch.path().join("index");
+    let result = diff_in(checkout, base, changes, scratch.path()).await;
+    // Removing the scratch index is a directory walk: keep it off the async threads.
+    let _ = tokio::task::spawn_blocking(move || drop(scratch)).await;
+    result
+}
+
+async fn diff_in(
+    checkout: &Path,
+    base: &str,
+    changes: &[PathChange],
+    scratch: &Path,
+) -> Result<TreeDiff, GitError> {
+    let index = scratch.join("index");
     let git = || Git::hardened(checkout).env("GIT_INDEX_FILE", &index);
 
     git().args(["read-tree", base]).run(None).await?;
@@ -80,11 +92,11 @@ pub async fn diff_changes(
         Vec::new()
     };
 
-    let blob_ids = hash_blobs(checkout, scratch.path(), changes).await?;
+    let blob_ids = hash_blobs(checkout, scratch, changes).await?;
     let zero_id = "0".repeat(base.len());
     let edit = IndexEdit::plan(changes, &blob_ids, &base_entries);
 
-    let ignored = ignored_new_paths(checkout, &index, scratch.path(), &edit).await?;
+    let ignored = ignored_new_paths(checkout, &index, scratch, &edit).await?;
     git()
         .args(["update-index", "--add", "--replace", "-z", "--index-info"])
         .run(Some(edit.index_info(&zero_id, &ignored)))
@@ -97,7 +109,7 @@ pub async fn diff_changes(
         .run(None)
         .await?;
     let files = parse_raw_numstat(&summary)?;
-    let patch = crate::patch::binary_patch(checkout, base, &tree, &files, scratch.path()).await?;
+    let patch = crate::patch::binary_patch(checkout, base, &tree, &files, scratch).await?;
     Ok(TreeDiff { patch, files })
 }
 

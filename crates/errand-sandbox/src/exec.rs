@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
 
-use crate::image::host_image_args;
 use crate::{ExecOutcome, ExecRequest, SandboxError};
 
 /// Where the attempt's directory appears inside each command's private mount namespace.
@@ -46,6 +45,8 @@ pub(crate) struct Launch<'a> {
     pub lower: &'a Path,
     pub helper: &'a Path,
     pub uid: u32,
+    /// The base image's bwrap arguments (see `image.rs`).
+    pub image: &'a [OsString],
 }
 
 /// Runs `request` (whose workdir is already resolved to an absolute sandbox path).
@@ -75,7 +76,7 @@ pub(crate) async fn run(
     command
         .env_clear()
         .current_dir("/")
-        .args(bwrap_args(&request, workdir)?)
+        .args(bwrap_args(launch.image, &request, workdir)?)
         .stdin(if request.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(out_write)
         .stderr(err_write)
@@ -108,7 +109,11 @@ pub(crate) async fn run(
     };
     tokio::pin!(feed);
 
-    let deadline = tokio::time::Instant::now() + request.timeout;
+    let now = tokio::time::Instant::now();
+    // A timeout too large to represent means no timeout worth the name: a year will do.
+    let deadline = now
+        .checked_add(request.timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600));
     let mut buffer = vec![0u8; 64 * 1024];
     let mut status = None;
     let mut drain_deadline = None;
@@ -156,7 +161,11 @@ pub(crate) async fn run(
 }
 
 /// bwrap's arguments for one command (see the design's "Local sandbox recipe").
-fn bwrap_args(request: &ExecRequest, workdir: &str) -> Result<Vec<OsString>, SandboxError> {
+fn bwrap_args(
+    image: &[OsString],
+    request: &ExecRequest,
+    workdir: &str,
+) -> Result<Vec<OsString>, SandboxError> {
     let stage = Path::new(STAGE);
     let mut args: Vec<OsString> = [
         "--unshare-all",
@@ -179,7 +188,7 @@ fn bwrap_args(request: &ExecRequest, workdir: &str) -> Result<Vec<OsString>, San
     .iter()
     .map(OsString::from)
     .collect();
-    args.extend(host_image_args(&stage.join("etc")));
+    args.extend_from_slice(image);
     for (flag, source, dest) in [
         ("--bind", "tmp", "/tmp"),
         ("--bind", "home", "/home/agent"),
@@ -389,7 +398,8 @@ mod tests {
 
     #[test]
     fn the_command_runs_through_the_workdir_wrapper_with_a_clean_environment() {
-        let args = bwrap_args(&request(&["ls", "-la"]), "/workspace/src").unwrap();
+        let image = crate::image::host_image_args(&Path::new(STAGE).join("etc"));
+        let args = bwrap_args(&image, &request(&["ls", "-la"]), "/workspace/src").unwrap();
         let text: Vec<String> = args.iter().map(|a| a.to_string_lossy().into()).collect();
         let tail = &text[text.len() - 7..];
         assert_eq!(tail[0], "/bin/sh");
@@ -407,6 +417,6 @@ mod tests {
     fn bad_environment_names_are_refused() {
         let mut bad = request(&["true"]);
         bad.env = vec![("A=B".into(), "x".into())];
-        assert!(matches!(bwrap_args(&bad, "/workspace"), Err(SandboxError::Exec(_))));
+        assert!(matches!(bwrap_args(&[], &bad, "/workspace"), Err(SandboxError::Exec(_))));
     }
 }

@@ -7,7 +7,7 @@ use errand_git::Repo;
 use tokio::sync::RwLock;
 
 use crate::exec::{self, HELPER, Launch, STAGE, WORKSPACE};
-use crate::image::generated_etc;
+use crate::image::{generated_etc, host_image_args};
 use crate::layer::{AttemptLayout, read_upper_blocking};
 use crate::paths::{resolve_workdir, resolve_workspace_path};
 use crate::{ExecOutcome, ExecRequest, PatchOutcome, Sandbox, SandboxError, WorkspaceDiff};
@@ -51,6 +51,7 @@ pub struct LocalSandbox {
     bwrap: PathBuf,
     helper: PathBuf,
     uid: u32,
+    image: Vec<std::ffi::OsString>,
     isolation: Vec<String>,
     /// Commands share the layer; a diff needs it to hold still (the write side).
     layer_use: RwLock<()>,
@@ -86,12 +87,13 @@ impl LocalSandbox {
         let layout = AttemptLayout::new(&config.data_dir, attempt)?;
         let blocking_layout = layout.clone();
         let uid = config.sandbox_uid;
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        let image = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
             blocking_layout.create_blocking(uid)?;
             for (name, contents) in generated_etc() {
                 std::fs::write(blocking_layout.etc().join(name), contents)?;
             }
-            Ok(())
+            // bwrap sees the attempt's generated files under the stage (see exec.rs).
+            Ok(host_image_args(&Path::new(STAGE).join("etc")))
         })
         .await
         .map_err(|e| SandboxError::Setup(format!("creating the attempt stopped: {e}")))?
@@ -115,6 +117,7 @@ impl LocalSandbox {
             bwrap: host.bwrap,
             helper: config.helper.clone(),
             uid,
+            image,
             isolation,
             layer_use: RwLock::new(()),
         })
@@ -150,6 +153,7 @@ impl LocalSandbox {
             lower: &self.lower,
             helper: &self.helper,
             uid: self.uid,
+            image: &self.image,
         }
     }
 

@@ -340,3 +340,33 @@ async fn attempts_on_one_commit_share_one_checkout() {
     a.destroy().await.unwrap();
     b.destroy().await.unwrap();
 }
+
+#[tokio::test]
+async fn no_host_file_descriptor_leaks_into_the_sandbox() {
+    if !sandbox_available() {
+        return;
+    }
+    let fx = fixture();
+    let sandbox = fx.sandbox("fds").await;
+    // An inheritable descriptor of the host process (no CLOEXEC), as a careless library or
+    // errand's own parent might leave open: bwrap would pass it on.
+    let secret = fx.tmp.path().join("secret.txt");
+    std::fs::write(&secret, "top secret").unwrap();
+    let file = std::fs::File::open(&secret).unwrap();
+    // SAFETY: dup of a valid descriptor; the copy is closed below.
+    let leaked = unsafe { libc::dup(std::os::fd::AsRawFd::as_raw_fd(&file)) };
+    assert!(leaked > 2);
+    let (outcome, output) = sh(&sandbox, "ls /proc/self/fd; ls -l /proc/self/fd").await;
+    // SAFETY: closing the descriptor dup returned above.
+    unsafe { libc::close(leaked) };
+    assert!(outcome.success(), "{output}");
+    let fds: Vec<&str> = output.lines().take_while(|l| !l.starts_with("total")).collect();
+    // 0-2 are the standard streams; 3 is the directory ls itself opened.
+    assert_eq!(fds, ["0", "1", "2", "3"], "{output}");
+    assert!(!output.contains("secret"), "{output}");
+
+    let mut req = request(&["echo", "unbounded"]);
+    req.timeout = Duration::MAX;
+    assert_eq!(run(&sandbox, req).await.1, "unbounded\n");
+    sandbox.destroy().await.unwrap();
+}
