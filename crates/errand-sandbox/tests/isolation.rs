@@ -370,3 +370,25 @@ async fn no_host_file_descriptor_leaks_into_the_sandbox() {
     assert_eq!(run(&sandbox, req).await.1, "unbounded\n");
     sandbox.destroy().await.unwrap();
 }
+
+#[tokio::test]
+async fn setup_errors_say_what_to_do() {
+    if !sandbox_available() {
+        return;
+    }
+    let fx = fixture();
+    let mut config = fx.config.clone();
+    config.bwrap = "/nonexistent/bwrap".into();
+    let error = errand_sandbox::LocalSandbox::create(&config, &fx.repo, "HEAD", "nobwrap")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("apt-get install bubblewrap"), "{error}");
+
+    let error = errand_sandbox::LocalSandbox::create(&fx.config, &fx.repo, "no-such-ref", "noref")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("no-such-ref"), "{error}");
+    assert!(!fx.data_dir().join("attempts/noref").exists());
+}
