@@ -17,6 +17,16 @@ use crate::report::{CommandRecord, build_report};
 use crate::tools::{self, PatchArgs, PlanArgs, ShellArgs, parse_args, patch_in_shell_call};
 use crate::truncate::truncate_for_model;
 
+/// Environment for every command the agent runs. Pagers would wait for a keypress that never
+/// comes. Python's bytecode cache keys on the source's mtime in whole seconds (and its size), so an
+/// edit that keeps the size, made within a second of a test run, would run stale code.
+const COMMAND_ENV: &[(&str, &str)] = &[
+    ("PAGER", "cat"),
+    ("GIT_PAGER", "cat"),
+    ("PYTHONDONTWRITEBYTECODE", "1"),
+    ("ERRAND_SANDBOX", "1"),
+];
+
 /// How `apply_patch` is offered: as a freeform tool (Responses API custom tools) or as a JSON
 /// function with one `input` string, for providers without freeform tools.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -446,13 +456,8 @@ async fn run_shell(
             timeout_ms: timeout.as_millis() as u64,
         })
         .await;
-    let request = ExecRequest {
-        command: args.command.clone(),
-        workdir,
-        timeout,
-        env: Vec::new(),
-        stdin: None,
-    };
+    let env = COMMAND_ENV.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let request = ExecRequest { command: args.command.clone(), workdir, timeout, env, stdin: None };
 
     // The sandbox hands output to a synchronous callback; events are recorded asynchronously, so
     // chunks cross a channel and are recorded while the command still runs.

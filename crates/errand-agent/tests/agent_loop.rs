@@ -72,7 +72,7 @@ impl Sandbox for FakeSandbox {
     async fn exec(
         &self,
         request: ExecRequest,
-        output: &mut (dyn FnMut(&[u8]) + Send),
+        output: &mut (dyn for<'chunk> FnMut(&'chunk [u8]) + Send),
     ) -> Result<ExecOutcome, SandboxError> {
         if request.workdir.contains("missing") {
             return Err(SandboxError::NoSuchWorkdir(request.workdir));

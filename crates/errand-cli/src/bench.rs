@@ -50,11 +50,15 @@ async fn sandbox(runs: usize, repo: Option<PathBuf>, config: Config) -> anyhow::
         bwrap: PathBuf::from("bwrap"),
         sandbox_uid: config.sandbox.uid,
     };
-    let result = errand_sandbox::bench::sandbox_start(&sandbox_config, repo.root(), &commit, runs).await;
+    let result =
+        errand_sandbox::bench::sandbox_start(&sandbox_config, repo.root(), &commit, runs).await;
     let _ = std::fs::remove_dir_all(&scratch);
     let bench = result?;
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!("errand bench sandbox: {runs} runs each, {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    println!(
+        "errand bench sandbox: {runs} runs each, {} cores",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
     println!("{:<44} {:>9} {:>9} {:>9} {:>9}", "", "p50 ms", "p95 ms", "min ms", "max ms");
     for (name, stats) in [
         ("attempt start + `true` (overlay + bwrap)", &bench.attempt_start),
@@ -68,7 +72,8 @@ async fn sandbox(runs: usize, repo: Option<PathBuf>, config: Config) -> anyhow::
             ms(stats.max)
         );
     }
-    let ratio = bench.attempt_start.p50.as_secs_f64() / bench.bwrap_true.p50.as_secs_f64().max(1e-9);
+    let ratio =
+        bench.attempt_start.p50.as_secs_f64() / bench.bwrap_true.p50.as_secs_f64().max(1e-9);
     println!("ratio of p50s (attempt / baseline): {ratio:.2}");
     Ok(0)
 }
@@ -91,7 +96,8 @@ async fn generated_repo(dir: &Path, files: usize) -> anyhow::Result<()> {
         &["add", "-A"],
         &["-c", "user.name=errand", "-c", "user.email=errand@localhost", "commit", "-qm", "bench"],
     ] {
-        let status = tokio::process::Command::new("git").args(args).current_dir(dir).status().await?;
+        let status =
+            tokio::process::Command::new("git").args(args).current_dir(dir).status().await?;
         if !status.success() {
             bail!("git {} failed while generating the benchmark repository", args.join(" "));
         }

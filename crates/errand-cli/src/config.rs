@@ -104,8 +104,9 @@ impl Config {
             });
         let mut config = match &path {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("could not read the configuration file {}", path.display()))?;
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!("could not read the configuration file {}", path.display())
+                })?;
                 Self::from_toml(&text).with_context(|| format!("in {}", path.display()))?
             }
             None => Config::default(),
@@ -121,9 +122,15 @@ impl Config {
     }
 
     fn apply_env(&mut self, env: EnvLookup<'_>) -> anyhow::Result<()> {
-        fn number<T: std::str::FromStr>(env: EnvLookup<'_>, key: &str, slot: &mut T) -> anyhow::Result<()> {
+        fn number<T: std::str::FromStr>(
+            env: EnvLookup<'_>,
+            key: &str,
+            slot: &mut T,
+        ) -> anyhow::Result<()> {
             if let Some(value) = env(key) {
-                *slot = value.parse().map_err(|_| anyhow::anyhow!("{key}={value:?} is not a valid number"))?;
+                *slot = value
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("{key}={value:?} is not a valid number"))?;
             }
             Ok(())
         }
@@ -158,17 +165,24 @@ impl Config {
                 self.model.provider
             );
         }
-        if !(self.model.base_url.starts_with("http://") || self.model.base_url.starts_with("https://")) {
+        if !(self.model.base_url.starts_with("http://")
+            || self.model.base_url.starts_with("https://"))
+        {
             bail!("model.base_url = {:?} must start with http:// or https://", self.model.base_url);
         }
         if self.model.model.trim().is_empty() {
             bail!("model.model is empty: set ERRAND_MODEL or [model] model in errand.toml");
         }
         if !matches!(self.model.patch_tool.as_str(), "freeform" | "function") {
-            bail!("model.patch_tool = {:?} must be \"freeform\" or \"function\"", self.model.patch_tool);
+            bail!(
+                "model.patch_tool = {:?} must be \"freeform\" or \"function\"",
+                self.model.patch_tool
+            );
         }
         if self.sandbox.uid == 0 {
-            bail!("sandbox.uid = 0: sandboxed commands must not run as root; pick an unused uid such as 61000");
+            bail!(
+                "sandbox.uid = 0: sandboxed commands must not run as root; pick an unused uid such as 61000"
+            );
         }
         if self.agent.max_turns == 0 {
             bail!("agent.max_turns must be at least 1");

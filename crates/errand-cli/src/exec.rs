@@ -36,12 +36,12 @@ pub struct ExecArgs {
 /// Exit statuses: 0 succeeded, 1 the attempt failed or timed out, 2 Errand could not start it.
 pub async fn run(args: ExecArgs, config: Config) -> anyhow::Result<i32> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let repo = errand_git::Repo::discover(&cwd).await.context("`errand exec` runs inside a git repository")?;
+    let repo = errand_git::Repo::discover(&cwd)
+        .await
+        .context("`errand exec` runs inside a git repository")?;
     let commit = repo.head_commit().await?;
-    let workdir = cwd
-        .strip_prefix(repo.root())
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let workdir =
+        cwd.strip_prefix(repo.root()).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
     if !repo.is_clean().await.unwrap_or(true) {
         eprintln!(
             "note: your working tree has uncommitted changes; Errand works from HEAD ({}) and ignores them",
@@ -52,7 +52,8 @@ pub async fn run(args: ExecArgs, config: Config) -> anyhow::Result<i32> {
     let model = errand_model::ModelClient::new(config.model_config())?;
     let sandbox_config = LocalSandboxConfig {
         data_dir: config.data_dir(),
-        helper: std::env::current_exe().context("cannot find the errand binary for the sandbox helper")?,
+        helper: std::env::current_exe()
+            .context("cannot find the errand binary for the sandbox helper")?,
         bwrap: PathBuf::from("bwrap"),
         sandbox_uid: config.sandbox.uid,
     };
@@ -77,14 +78,21 @@ pub async fn run(args: ExecArgs, config: Config) -> anyhow::Result<i32> {
     let attempt = AttemptId::new();
     log.record(EventKind::StateChanged { state: AttemptState::Preparing, reason: None }).await;
     let started = Instant::now();
-    let sandbox = match LocalSandbox::create(&sandbox_config, repo.root(), &commit, &attempt.to_string()).await {
-        Ok(sandbox) => sandbox,
-        Err(e) => {
-            let reason = format!("could not prepare the sandbox: {e}");
-            log.record(EventKind::StateChanged { state: AttemptState::Failed, reason: Some(reason.clone()) }).await;
-            anyhow::bail!(reason);
-        }
-    };
+    let sandbox =
+        match LocalSandbox::create(&sandbox_config, repo.root(), &commit, &attempt.to_string())
+            .await
+        {
+            Ok(sandbox) => sandbox,
+            Err(e) => {
+                let reason = format!("could not prepare the sandbox: {e}");
+                log.record(EventKind::StateChanged {
+                    state: AttemptState::Failed,
+                    reason: Some(reason.clone()),
+                })
+                .await;
+                anyhow::bail!(reason);
+            }
+        };
     log.record(EventKind::SandboxReady {
         backend: "local".into(),
         isolation: sandbox.isolation(),
@@ -94,16 +102,33 @@ pub async fn run(args: ExecArgs, config: Config) -> anyhow::Result<i32> {
     .await;
 
     let spec = AttemptSpec { prompt: args.prompt.clone(), workdir };
-    let result = run_attempt(&spec, &sandbox, &model, &config.agent_config(), &mut log).await;
+    let agent_config = config.agent_config();
+    // Ctrl-C cancels the attempt: dropping its future kills the running command's sandbox (its
+    // whole pid namespace), and the layer is still removed below, so nothing is left behind.
+    let interrupted = tokio::select! {
+        result = run_attempt(&spec, &sandbox, &model, &agent_config, &mut log) => Ok(result),
+        _ = tokio::signal::ctrl_c() => Err(()),
+    };
+    if interrupted.is_err() {
+        log.record(EventKind::StateChanged {
+            state: AttemptState::Cancelled,
+            reason: Some("interrupted by the user (Ctrl-C)".into()),
+        })
+        .await;
+    }
     if !args.keep {
         if let Err(e) = sandbox.destroy().await {
             eprintln!("warning: could not remove the attempt's sandbox layer: {e}");
         }
     }
+    let Ok(result) = interrupted else {
+        return Ok(130);
+    };
 
     let patch = result.diff.as_ref().map(|d| d.patch.clone()).unwrap_or_default();
     if let Some(path) = &args.output_patch {
-        std::fs::write(path, &patch).with_context(|| format!("could not write the patch to {}", path.display()))?;
+        std::fs::write(path, &patch)
+            .with_context(|| format!("could not write the patch to {}", path.display()))?;
     }
     let succeeded = result.outcome.state == AttemptState::Succeeded;
     if json {

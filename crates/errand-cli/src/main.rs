@@ -11,7 +11,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "errand", version, about = "Delegate software tasks to an agent that works in its own sandbox.")]
+#[command(
+    name = "errand",
+    version,
+    about = "Delegate software tasks to an agent that works in its own sandbox."
+)]
 struct Cli {
     /// Configuration file (default: $ERRAND_CONFIG, else ~/.config/errand/errand.toml if it exists).
     #[arg(long, global = true, value_name = "FILE")]
@@ -48,7 +52,8 @@ fn main() -> ExitCode {
     }
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ERRAND_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("ERRAND_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -86,6 +91,11 @@ fn apply_patch(root: Option<PathBuf>, json: bool) -> ExitCode {
         }
     };
     let args = errand_patch::CliArgs { root, cwd, json };
-    let code = errand_patch::run_cli(&args, &mut std::io::stdin().lock(), &mut std::io::stdout().lock(), &mut std::io::stderr().lock());
+    let code = errand_patch::run_cli(
+        &args,
+        &mut std::io::stdin().lock(),
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    );
     ExitCode::from(code.clamp(0, 255) as u8)
 }

@@ -4,9 +4,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use errand_protocol::{
-    Event, EventKind, FileChange, FileChangeKind, PlanStatus, Report,
-};
+use errand_protocol::{Event, EventKind, FileChange, FileChangeKind, PlanStatus, Report};
 
 /// Lines of each command's output shown live.
 const SHOWN_LINES: u64 = 20;
@@ -35,15 +33,24 @@ impl HumanRenderer {
                 files.join(", "),
                 if *truncated { " (cut to the budget)" } else { "" }
             ),
-            EventKind::TurnStarted { .. } | EventKind::TokenUsage { .. } | EventKind::ReportReady { .. } => Ok(()),
-            EventKind::AgentMessage { text } => writeln!(out, "» {}", text.trim().replace('\n', "\n  ")),
+            EventKind::TurnStarted { .. }
+            | EventKind::TokenUsage { .. }
+            | EventKind::ReportReady { .. } => Ok(()),
+            EventKind::AgentMessage { text } => {
+                writeln!(out, "» {}", text.trim().replace('\n', "\n  "))
+            }
             EventKind::Reasoning { text } => {
                 writeln!(out, "… {}", text.lines().next().unwrap_or("").trim())
             }
             EventKind::CommandStarted { call_id, command, workdir, .. } => {
                 self.shown.insert(call_id.clone(), 0);
                 let shown = errand_agent::display_command(command);
-                writeln!(out, "$ {shown}   [log:{}{}]", event.seq, if workdir.is_empty() { String::new() } else { format!(" in {workdir}") })
+                writeln!(
+                    out,
+                    "$ {shown}   [log:{}{}]",
+                    event.seq,
+                    if workdir.is_empty() { String::new() } else { format!(" in {workdir}") }
+                )
             }
             EventKind::CommandOutput { call_id, text, .. } => {
                 let shown = self.shown.entry(call_id.clone()).or_default();
@@ -55,17 +62,36 @@ impl HumanRenderer {
                 }
                 Ok(())
             }
-            EventKind::CommandFinished { call_id, exit_code, timed_out, duration_ms, output_lines, dropped_bytes, .. } => {
+            EventKind::CommandFinished {
+                call_id,
+                exit_code,
+                timed_out,
+                duration_ms,
+                output_lines,
+                dropped_bytes,
+                ..
+            } => {
                 if *output_lines > SHOWN_LINES {
                     writeln!(out, "  │ … {} more lines in the log", output_lines - SHOWN_LINES)?;
                 }
                 self.shown.remove(call_id);
                 let secs = *duration_ms as f64 / 1000.0;
-                let dropped = if *dropped_bytes > 0 { format!(" · {dropped_bytes} bytes over the output limit dropped") } else { String::new() };
+                let dropped = if *dropped_bytes > 0 {
+                    format!(" · {dropped_bytes} bytes over the output limit dropped")
+                } else {
+                    String::new()
+                };
                 match (exit_code, timed_out) {
-                    (_, true) => writeln!(out, "  ✗ killed at its timeout after {secs:.1} s{dropped}"),
-                    (Some(0), _) => writeln!(out, "  ✓ exit 0 · {secs:.1} s · {output_lines} lines{dropped}"),
-                    (Some(code), _) => writeln!(out, "  ✗ exit {code} · {secs:.1} s · {output_lines} lines{dropped}"),
+                    (_, true) => {
+                        writeln!(out, "  ✗ killed at its timeout after {secs:.1} s{dropped}")
+                    }
+                    (Some(0), _) => {
+                        writeln!(out, "  ✓ exit 0 · {secs:.1} s · {output_lines} lines{dropped}")
+                    }
+                    (Some(code), _) => writeln!(
+                        out,
+                        "  ✗ exit {code} · {secs:.1} s · {output_lines} lines{dropped}"
+                    ),
                     (None, _) => writeln!(out, "  ✗ killed · {secs:.1} s{dropped}"),
                 }
             }
@@ -90,12 +116,15 @@ impl HumanRenderer {
                 Ok(())
             }
             EventKind::ToolError { tool, message, .. } => writeln!(out, "! {tool}: {message}"),
-            EventKind::LimitReached { limit, detail } => writeln!(out, "! limit reached ({limit}): {detail}"),
+            EventKind::LimitReached { limit, detail } => {
+                writeln!(out, "! limit reached ({limit}): {detail}")
+            }
             EventKind::ModelRetry { attempt, delay_ms, error } => {
                 writeln!(out, "! model request failed ({error}); retry {attempt} in {delay_ms} ms")
             }
             EventKind::DiffReady { files } => {
-                let (plus, minus) = files.iter().fold((0, 0), |(p, m), f| (p + f.insertions, m + f.deletions));
+                let (plus, minus) =
+                    files.iter().fold((0, 0), |(p, m), f| (p + f.insertions, m + f.deletions));
                 writeln!(out, "● diff: {} file(s) changed, +{plus} −{minus}", files.len())
             }
             EventKind::Finished { .. } => Ok(()),
@@ -145,14 +174,23 @@ pub fn report_markdown(report: &Report) -> String {
                 Some(code) => format!("exit {code}"),
                 None => "killed".into(),
             };
-            let lines = if check.output_lines > 0 { format!("#L1-L{}", check.output_lines) } else { String::new() };
-            text.push_str(&format!("- [{mark}] `{}` ({status}, log:{}{lines})\n", check.command, check.event));
+            let lines = if check.output_lines > 0 {
+                format!("#L1-L{}", check.output_lines)
+            } else {
+                String::new()
+            };
+            text.push_str(&format!(
+                "- [{mark}] `{}` ({status}, log:{}{lines})\n",
+                check.command, check.event
+            ));
         }
         text.push('\n');
     }
     let flagged = report.flagged_citations();
     if flagged > 0 {
-        text.push_str(&format!("_{flagged} citation(s) could not be verified and are flagged above._\n"));
+        text.push_str(&format!(
+            "_{flagged} citation(s) could not be verified and are flagged above._\n"
+        ));
     }
     text
 }
@@ -173,7 +211,13 @@ mod tests {
             title: "Fix it".into(),
             description: "Done (a.py:L1).".into(),
             citations: vec![],
-            checks: vec![CheckResult { command: "pytest".into(), passed: false, exit_code: Some(1), event: 7, output_lines: 3 }],
+            checks: vec![CheckResult {
+                command: "pytest".into(),
+                passed: false,
+                exit_code: Some(1),
+                event: 7,
+                output_lines: 3,
+            }],
         };
         let md = report_markdown(&report);
         assert!(md.starts_with("# Fix it\n\nDone (a.py:L1).\n\n## Testing\n"), "{md}");

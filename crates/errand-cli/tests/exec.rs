@@ -15,7 +15,8 @@ fn sandbox_available() -> bool {
     if root && bwrap {
         return true;
     }
-    let why = if root { "bubblewrap is not installed" } else { "tests of the local sandbox need root" };
+    let why =
+        if root { "bubblewrap is not installed" } else { "tests of the local sandbox need root" };
     assert!(std::env::var_os("CI").is_none(), "CI must run the end-to-end tests, but {why}");
     eprintln!("skipping: {why} (run scripts/install-deps.sh as root)");
     false
@@ -47,7 +48,8 @@ fn make_repo(root: &Path) -> PathBuf {
     std::fs::create_dir_all(&repo).unwrap();
     std::fs::write(repo.join("calc.py"), CALC).unwrap();
     std::fs::write(repo.join("test_calc.py"), TEST).unwrap();
-    std::fs::write(repo.join("AGENTS.md"), "Run the tests with `python3 -m unittest -v`.\n").unwrap();
+    std::fs::write(repo.join("AGENTS.md"), "Run the tests with `python3 -m unittest -v`.\n")
+        .unwrap();
     git(&repo, &["init", "-q", "-b", "main"]);
     git(&repo, &["add", "-A"]);
     git(&repo, &["commit", "-qm", "calc with a bug"]);
@@ -181,7 +183,10 @@ async fn exec_fixes_a_failing_test_end_to_end() {
     assert_eq!(citations[0]["excerpt"], "def add(a, b):\n    return a + b");
     assert_eq!(citations[0]["in_diff"], true);
     let description = report["description"].as_str().unwrap();
-    assert!(description.contains("nowhere.py:L1 [unverified: no such file in the final tree]"), "{description}");
+    assert!(
+        description.contains("nowhere.py:L1 [unverified: no such file in the final tree]"),
+        "{description}"
+    );
     let checks = report["checks"].as_array().unwrap();
     assert_eq!(checks.len(), 1, "{checks:?}");
     assert_eq!(checks[0]["command"], "python3 -m unittest -v");
@@ -224,7 +229,10 @@ text = "Fix add"
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("✎ patch applied: M calc.py"), "{stderr}");
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("\n# Fix add"));
-    assert_eq!(std::fs::read_to_string(repo.join("calc.py")).unwrap(), "def add(a, b):\n    return a + b\n");
+    assert_eq!(
+        std::fs::read_to_string(repo.join("calc.py")).unwrap(),
+        "def add(a, b):\n    return a + b\n"
+    );
 }
 
 #[tokio::test]
@@ -266,10 +274,12 @@ text = "Done"
     assert_eq!(std::fs::read_to_string(repo.join("calc.py")).unwrap(), CALC);
 }
 
+const UNUSED: &str = "[[turns]]\n[[turns.output]]\ntype = \"message\"\ntext = \"unused\"\n";
+
 #[tokio::test]
 async fn exec_outside_a_repository_says_so() {
     let root = scratch();
-    let model = ScriptedModel::start(Script::from_toml("").unwrap()).await.unwrap();
+    let model = ScriptedModel::start(Script::from_toml(UNUSED).unwrap()).await.unwrap();
     let out = run_errand(root.path(), root.path(), &model, &["exec", "anything"]).await;
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
