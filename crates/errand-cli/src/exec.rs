@@ -116,10 +116,10 @@ pub async fn run(args: ExecArgs, config: Config) -> anyhow::Result<i32> {
         })
         .await;
     }
-    if !args.keep {
-        if let Err(e) = sandbox.destroy().await {
-            eprintln!("warning: could not remove the attempt's sandbox layer: {e}");
-        }
+    if !args.keep
+        && let Err(e) = sandbox.destroy().await
+    {
+        eprintln!("warning: could not remove the attempt's sandbox layer: {e}");
     }
     let Ok(result) = interrupted else {
         return Ok(130);
