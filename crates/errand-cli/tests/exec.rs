@@ -285,3 +285,105 @@ async fn exec_outside_a_repository_says_so() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("runs inside a git repository"), "{stderr}");
 }
+
+/// A hostile repository: a committed symlink pointing at a secret on the host. The agent reads it
+/// and cites it; neither the secret nor the host file leaks, and the citation is flagged.
+#[tokio::test]
+async fn a_symlink_in_the_repository_does_not_reach_host_files() {
+    if !sandbox_available() {
+        return;
+    }
+    let root = scratch();
+    let repo = make_repo(root.path());
+    let secret_file = root.path().join("host-secret.txt");
+    let secret = format!("secret-{}", std::process::id());
+    std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
+    std::os::unix::fs::symlink(&secret_file, repo.join("leak")).unwrap();
+    git(&repo, &["add", "leak"]);
+    git(&repo, &["commit", "-qm", "a link out"]);
+    let script = r#"
+[[turns]]
+[[turns.output]]
+type = "function_call"
+name = "shell"
+arguments = { command = ["cat", "leak"] }
+[[turns]]
+expect.last_tool_output_contains = ["No such file or directory"]
+[[turns.output]]
+type = "custom_tool_call"
+name = "apply_patch"
+input = """
+*** Begin Patch
+*** Update File: leak
+-x
++y
+*** End Patch
+"""
+[[turns]]
+[[turns.output]]
+type = "message"
+text = "Read it\n\nThe secret is at leak:L1."
+"#;
+    let model = ScriptedModel::start(Script::from_toml(script).unwrap()).await.unwrap();
+    let out = run_errand(root.path(), &repo, &model, &["exec", "--json", "read the link"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    model.verify().unwrap();
+    assert!(!stdout.contains(&secret), "the host secret leaked:\n{stdout}");
+    for body in model.requests() {
+        assert!(!body.to_string().contains(&secret), "the host secret reached the model");
+    }
+    let result: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(result["report"]["citations"][0]["raw"], "leak:L1");
+    assert!(result["report"]["citations"][0].get("problem").is_some(), "{result}");
+    assert_eq!(std::fs::read_to_string(&secret_file).unwrap(), format!("{secret}\n"));
+}
+
+/// `errand apply-patch` as a person uses it: in the current directory, clear errors, and a
+/// refused path changes nothing.
+#[test]
+fn apply_patch_command_applies_and_refuses_clearly() {
+    let root = scratch();
+    let dir = root.path().join("work");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("a.txt"), "one\ntwo\n").unwrap();
+    let run = |patch: &str| {
+        use std::io::Write;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_errand"))
+            .arg("apply-patch")
+            .current_dir(&dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(patch.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let ok = run(
+        "*** Begin Patch\n*** Update File: a.txt\n one\n-two\n+2\n*** Add File: b.txt\n+new\n*** End Patch\n",
+    );
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&ok.stdout),
+        "Success. Updated the following files:\nM a.txt\nA b.txt\n"
+    );
+    assert_eq!(std::fs::read_to_string(dir.join("a.txt")).unwrap(), "one\n2\n");
+
+    let bad = run("*** Begin Patch\n*** Update File: a.txt\n-three\n+3\n*** End Patch\n");
+    assert_eq!(bad.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.starts_with("apply-patch: ") && stderr.contains("a.txt") && stderr.contains("three"),
+        "{stderr}"
+    );
+
+    let escape = run("*** Begin Patch\n*** Add File: ../outside.txt\n+x\n*** End Patch\n");
+    assert_eq!(escape.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&escape.stderr).contains("outside"),
+        "{}",
+        String::from_utf8_lossy(&escape.stderr)
+    );
+    assert!(!root.path().join("outside.txt").exists());
+}
