@@ -97,6 +97,13 @@ struct LoopState {
     turns: u32,
 }
 
+/// What every tool call needs and never changes during an attempt.
+struct ToolContext<'a> {
+    spec: &'a AttemptSpec,
+    sandbox: &'a dyn Sandbox,
+    config: &'a AgentConfig,
+}
+
 enum LoopEnd {
     Finished { message: String },
     Failed { state: AttemptState, reason: String },
@@ -218,6 +225,7 @@ async fn agent_loop(
     state.input.push(Item::Message { role: Role::User, text: spec.prompt.clone() });
     let instructions = system_prompt(&workspace);
     let tool_specs = tools::specs(config.patch_tool);
+    let ctx = ToolContext { spec, sandbox, config };
 
     loop {
         if state.turns >= config.max_turns {
@@ -282,20 +290,18 @@ async fn agent_loop(
                 }
                 Item::FunctionCall { call_id, name, arguments } => {
                     called_tool = true;
-                    let output = match handle_function(
-                        &call_id, &name, &arguments, spec, sandbox, config, sink, state,
-                    )
-                    .await
-                    {
-                        Ok(output) => output,
-                        Err(fatal) => return fatal,
-                    };
+                    let output =
+                        match handle_function(&ctx, &call_id, &name, &arguments, sink, state).await
+                        {
+                            Ok(output) => output,
+                            Err(fatal) => return fatal,
+                        };
                     state.input.push(Item::FunctionCallOutput { call_id, output });
                 }
                 Item::CustomToolCall { call_id, name, input } => {
                     called_tool = true;
                     let output = if name == tools::APPLY_PATCH {
-                        match run_patch(&call_id, &input, None, spec, sandbox, sink).await {
+                        match run_patch(&ctx, &call_id, &input, None, sink).await {
                             Ok(output) => output,
                             Err(fatal) => return fatal,
                         }
@@ -339,14 +345,11 @@ async fn tool_error(
     message
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn handle_function(
+    ctx: &ToolContext<'_>,
     call_id: &str,
     name: &str,
     arguments: &str,
-    spec: &AttemptSpec,
-    sandbox: &dyn Sandbox,
-    config: &AgentConfig,
     sink: &mut dyn EventSink,
     state: &mut LoopState,
 ) -> Result<String, LoopEnd> {
@@ -363,13 +366,12 @@ async fn handle_function(
                 return Ok(tool_error(sink, call_id, name, message).await);
             }
             if let Some(patch) = patch_in_shell_call(&args.command) {
-                return run_patch(call_id, &patch, args.workdir.as_deref(), spec, sandbox, sink)
-                    .await;
+                return run_patch(ctx, call_id, &patch, args.workdir.as_deref(), sink).await;
             }
-            run_shell(call_id, args, spec, sandbox, config, sink, state).await
+            run_shell(ctx, call_id, args, sink, state).await
         }
         tools::APPLY_PATCH => match parse_args::<PatchArgs>(name, arguments) {
-            Ok(args) => run_patch(call_id, &args.input, None, spec, sandbox, sink).await,
+            Ok(args) => run_patch(ctx, call_id, &args.input, None, sink).await,
             Err(message) => Ok(tool_error(sink, call_id, name, message).await),
         },
         tools::UPDATE_PLAN => match parse_args::<PlanArgs>(name, arguments) {
@@ -406,15 +408,14 @@ fn sandbox_failure(e: SandboxError) -> Result<String, LoopEnd> {
 }
 
 async fn run_patch(
+    ctx: &ToolContext<'_>,
     call_id: &str,
     patch: &str,
     workdir: Option<&str>,
-    spec: &AttemptSpec,
-    sandbox: &dyn Sandbox,
     sink: &mut dyn EventSink,
 ) -> Result<String, LoopEnd> {
-    let workdir = resolve_workdir(spec, workdir);
-    match sandbox.apply_patch(patch, &workdir).await {
+    let workdir = resolve_workdir(ctx.spec, workdir);
+    match ctx.sandbox.apply_patch(patch, &workdir).await {
         Ok(outcome) => {
             sink.record(EventKind::PatchApplied {
                 call_id: call_id.into(),
@@ -433,14 +434,13 @@ async fn run_patch(
 }
 
 async fn run_shell(
+    ctx: &ToolContext<'_>,
     call_id: &str,
     args: ShellArgs,
-    spec: &AttemptSpec,
-    sandbox: &dyn Sandbox,
-    config: &AgentConfig,
     sink: &mut dyn EventSink,
     state: &mut LoopState,
 ) -> Result<String, LoopEnd> {
+    let ToolContext { spec, sandbox, config } = *ctx;
     let workdir = resolve_workdir(spec, args.workdir.as_deref());
     let timeout = args
         .timeout_ms
