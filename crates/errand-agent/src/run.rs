@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use errand_model::{Item, ModelProgress, ModelRequest, Role};
-use errand_protocol::{AttemptOutcome, AttemptState, EventKind, Report, TokenUsage};
+use errand_protocol::{AttemptOutcome, AttemptState, EventKind, Prices, Report, TokenUsage};
 use errand_sandbox::{ExecRequest, Sandbox, SandboxError, WorkspaceDiff};
 use tokio::sync::mpsc;
 
@@ -53,6 +53,12 @@ pub struct AgentConfig {
     /// Bytes of AGENTS.md text given to the model.
     pub instructions_budget: usize,
     pub patch_tool: PatchToolMode,
+    /// The model's prices; without them no cost is computed.
+    pub prices: Option<Prices>,
+    /// Stop once the attempt has used more tokens than this (input + output, all turns).
+    pub token_budget: Option<u64>,
+    /// Stop once the attempt has cost more than this many US dollars (needs `prices`).
+    pub cost_budget_usd: Option<f64>,
 }
 
 impl Default for AgentConfig {
@@ -67,6 +73,9 @@ impl Default for AgentConfig {
             model_output_bytes: 10 << 10,
             instructions_budget: 32 << 10,
             patch_tool: PatchToolMode::Freeform,
+            prices: None,
+            token_budget: None,
+            cost_budget_usd: None,
         }
     }
 }
@@ -87,6 +96,8 @@ pub struct AttemptResult {
     pub diff: Option<WorkspaceDiff>,
     pub usage: TokenUsage,
     pub turns: u32,
+    /// US dollars, when the model has prices.
+    pub cost_usd: Option<f64>,
 }
 
 /// Conversation and records that outlive a loop cut short by the wall clock.
@@ -94,6 +105,7 @@ struct LoopState {
     input: Vec<Item>,
     commands: Vec<CommandRecord>,
     usage: TokenUsage,
+    cost_usd: Option<f64>,
     turns: u32,
 }
 
@@ -123,6 +135,7 @@ pub async fn run_attempt(
         input: Vec::new(),
         commands: Vec::new(),
         usage: TokenUsage::default(),
+        cost_usd: None,
         turns: 0,
     };
     let end = match tokio::time::timeout(
@@ -189,7 +202,14 @@ async fn finish(
     sink.record(EventKind::StateChanged { state: end_state, reason: Some(outcome.reason.clone()) })
         .await;
     sink.record(EventKind::Finished { outcome: outcome.clone() }).await;
-    AttemptResult { outcome, report, diff, usage: state.usage, turns: state.turns }
+    AttemptResult {
+        outcome,
+        report,
+        diff,
+        usage: state.usage,
+        turns: state.turns,
+        cost_usd: state.cost_usd,
+    }
 }
 
 async fn agent_loop(
@@ -271,7 +291,28 @@ async fn agent_loop(
             }
         };
         state.usage.add(&response.usage);
-        sink.record(EventKind::TokenUsage { turn, usage: response.usage }).await;
+        let cost_usd = config.prices.map(|p| p.cost_usd(&response.usage));
+        if let Some(cost) = cost_usd {
+            state.cost_usd = Some(state.cost_usd.unwrap_or(0.0) + cost);
+        }
+        sink.record(EventKind::TokenUsage {
+            turn,
+            usage: response.usage,
+            total: state.usage,
+            cost_usd,
+            total_cost_usd: state.cost_usd,
+        })
+        .await;
+        // Budgets hold to the turn: the turn that crosses one is the last, and its tool calls
+        // are not carried out.
+        if let Some(exceeded) = budget_exceeded(config, state) {
+            sink.record(EventKind::LimitReached {
+                limit: exceeded.0.into(),
+                detail: exceeded.1.clone(),
+            })
+            .await;
+            return LoopEnd::Failed { state: AttemptState::Failed, reason: exceeded.1 };
+        }
 
         let mut message = String::new();
         let mut called_tool = false;
@@ -324,6 +365,31 @@ async fn agent_loop(
             return LoopEnd::Finished { message };
         }
     }
+}
+
+/// The budget the attempt has gone over, if any: `(limit, detail)`.
+fn budget_exceeded(config: &AgentConfig, state: &LoopState) -> Option<(&'static str, String)> {
+    let tokens = state.usage.input + state.usage.output;
+    if let Some(budget) = config.token_budget.filter(|b| tokens > *b) {
+        return Some((
+            "token_budget",
+            format!(
+                "the attempt used {tokens} tokens in {} turns, over its budget of {budget}",
+                state.turns
+            ),
+        ));
+    }
+    let cost = state.cost_usd.unwrap_or(0.0);
+    if let Some(budget) = config.cost_budget_usd.filter(|b| cost > *b) {
+        return Some((
+            "cost_budget",
+            format!(
+                "the attempt cost ${cost:.4} in {} turns, over its budget of ${budget:.2}",
+                state.turns
+            ),
+        ));
+    }
+    None
 }
 
 fn unknown_tool(name: &str) -> String {

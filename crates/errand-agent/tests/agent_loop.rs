@@ -349,3 +349,57 @@ async fn a_model_failure_fails_the_attempt_with_its_message() {
     );
     assert!(result.outcome.reason.contains("no endpoint"));
 }
+
+#[tokio::test]
+async fn budgets_hold_to_the_turn_that_crosses_them() {
+    // Each fake turn uses 10 input + 5 output tokens and asks to run `true`.
+    let cases = [
+        (
+            AgentConfig { token_budget: Some(40), ..AgentConfig::default() },
+            "token_budget",
+            "45 tokens in 3 turns, over its budget of 40",
+        ),
+        (
+            AgentConfig {
+                prices: Some(errand_protocol::Prices {
+                    input: 1000.0,
+                    cached_input: None,
+                    output: 2000.0,
+                }),
+                cost_budget_usd: Some(0.05),
+                ..AgentConfig::default()
+            },
+            "cost_budget",
+            "cost $0.0600 in 3 turns, over its budget of $0.05",
+        ),
+    ];
+    for (config, limit, detail) in cases {
+        let sandbox = FakeSandbox::default();
+        let model = FakeModel::new(vec![]);
+        let mut log = MemoryLog::default();
+        let result = run_attempt(&spec(), &sandbox, &model, &config, &mut log).await;
+        assert_eq!(result.outcome.state, AttemptState::Failed);
+        assert!(result.outcome.reason.contains(detail), "{}", result.outcome.reason);
+        assert_eq!(result.turns, 3);
+        // The third turn's tool call was not carried out.
+        assert_eq!(sandbox.execs.lock().unwrap().len(), 2, "{limit}");
+        assert!(
+            log.events()
+                .iter()
+                .any(|e| matches!(&e.kind, EventKind::LimitReached { limit: l, .. } if l == limit))
+        );
+        let last_usage = log
+            .events()
+            .iter()
+            .rev()
+            .find_map(|e| match &e.kind {
+                EventKind::TokenUsage { total, total_cost_usd, .. } => {
+                    Some((*total, *total_cost_usd))
+                }
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(last_usage.0.input + last_usage.0.output, 45);
+        assert_eq!(last_usage.1.is_some(), config.prices.is_some());
+    }
+}

@@ -73,8 +73,17 @@ pub enum EventKind {
     },
     /// A tool call that could not be carried out (unknown tool, bad arguments); the model was told.
     ToolError { call_id: String, tool: String, message: String },
-    /// Tokens used by one model turn.
-    TokenUsage { turn: u32, usage: TokenUsage },
+    /// Tokens used by one model turn, the attempt's running total, and their cost in US dollars
+    /// when the model has a price in the configuration.
+    TokenUsage {
+        turn: u32,
+        usage: TokenUsage,
+        total: TokenUsage,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cost_usd: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        total_cost_usd: Option<f64>,
+    },
     /// A configured limit stopped something (turns, wall clock, output bytes, ...).
     LimitReached { limit: String, detail: String },
     /// The model endpoint failed and Errand will retry after `delay_ms`.
@@ -129,6 +138,30 @@ impl TokenUsage {
         self.cached_input += other.cached_input;
         self.output += other.output;
         self.reasoning += other.reasoning;
+    }
+}
+
+/// What a model's tokens cost, in US dollars per million tokens. Reasoning tokens are billed as
+/// output (they are part of `output`), cached input at its own rate.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prices {
+    pub input: f64,
+    #[serde(default)]
+    pub cached_input: Option<f64>,
+    pub output: f64,
+}
+
+impl Prices {
+    /// The cost of `usage`; cached input falls back to the input rate when no cached rate is set.
+    pub fn cost_usd(&self, usage: &TokenUsage) -> f64 {
+        let cached = usage.cached_input.min(usage.input);
+        let uncached = usage.input - cached;
+        let per_token = 1e-6;
+        (uncached as f64 * self.input
+            + cached as f64 * self.cached_input.unwrap_or(self.input)
+            + usage.output as f64 * self.output)
+            * per_token
     }
 }
 
@@ -210,6 +243,21 @@ mod tests {
         assert_eq!(json["change"], "renamed");
         assert_eq!(json["from"], "a.rs");
         assert_eq!(serde_json::from_value::<FileChange>(json).unwrap(), change);
+    }
+
+    #[test]
+    fn cost_counts_cached_input_at_its_rate() {
+        let prices = Prices { input: 2.0, cached_input: Some(0.5), output: 8.0 };
+        let usage = TokenUsage {
+            input: 1_000_000,
+            cached_input: 400_000,
+            output: 500_000,
+            reasoning: 100_000,
+        };
+        let cost = prices.cost_usd(&usage);
+        assert!((cost - (0.6 * 2.0 + 0.4 * 0.5 + 0.5 * 8.0)).abs() < 1e-9, "{cost}");
+        let no_cache_rate = Prices { cached_input: None, ..prices };
+        assert!((no_cache_rate.cost_usd(&usage) - (2.0 + 4.0)).abs() < 1e-9);
     }
 
     #[test]

@@ -13,7 +13,7 @@ mod report;
 pub use citation::{Citation, CitationProblem, CitationTarget, parse_citations};
 pub use event::{
     AttemptOutcome, AttemptState, Event, EventKind, FileChange, FileChangeKind, PlanItem,
-    PlanStatus, TokenUsage,
+    PlanStatus, Prices, TokenUsage,
 };
 pub use ids::{AttemptId, IdParseError, TaskId};
 pub use report::{CheckResult, Report};
