@@ -8,6 +8,7 @@
 mod events;
 mod instructions;
 mod model;
+mod model_check;
 mod output;
 mod prompt;
 mod report;
@@ -18,6 +19,7 @@ mod truncate;
 pub use events::{EventSink, MemoryLog};
 pub use instructions::{InstructionFile, InstructionsChain, assemble_chain};
 pub use model::Model;
+pub use model_check::{ModelCheck, check_model};
 pub use output::OutputRecorder;
 pub use report::{
     CommandRecord, check_citations, display_command, parse_final_message, recorded_checks,

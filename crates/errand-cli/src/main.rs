@@ -3,6 +3,7 @@
 mod bench;
 mod config;
 mod exec;
+mod models;
 mod render;
 
 use std::path::PathBuf;
@@ -36,6 +37,11 @@ enum Command {
         /// Print one JSON line with the outcome (used inside the sandbox).
         #[arg(long)]
         json: bool,
+    },
+    /// Check the configured model.
+    Models {
+        #[command(subcommand)]
+        what: models::ModelsCommand,
     },
     /// Measure Errand's own performance.
     Bench {
@@ -78,6 +84,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Exec(args) => exec::run(args, config).await,
         Command::Bench { what } => bench::run(what, config).await,
+        Command::Models { what } => models::run(what, config).await,
         Command::ApplyPatch { .. } => unreachable!("handled before the runtime starts"),
     }
 }
