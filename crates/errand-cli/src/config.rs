@@ -159,9 +159,9 @@ impl Config {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
-        if self.model.provider != "openai-responses" {
+        if !matches!(self.model.provider.as_str(), "openai-responses" | "chat-completions") {
             bail!(
-                "model.provider = {:?} is not supported yet; use \"openai-responses\" (Chat Completions and Anthropic are coming)",
+                "model.provider = {:?} is not supported yet; use \"openai-responses\" or \"chat-completions\" (Anthropic is coming)",
                 self.model.provider
             );
         }
@@ -215,6 +215,11 @@ impl Config {
             retry_base_delay: Duration::from_millis(self.model.retry_base_delay_ms),
             idle_timeout: Duration::from_secs(self.model.idle_timeout_secs),
             reasoning_effort: self.model.reasoning_effort.clone(),
+            provider: if self.model.provider == "chat-completions" {
+                errand_model::Provider::ChatCompletions
+            } else {
+                errand_model::Provider::Responses
+            },
         }
     }
 

@@ -1,4 +1,5 @@
-//! [`ModelClient`]: one streamed Responses call per turn, retried through transient failures.
+//! [`ModelClient`]: one streamed call per turn (Responses or Chat Completions, per
+//! [`Provider`]), retried through transient failures.
 
 use std::time::Duration;
 
@@ -6,12 +7,13 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 
-use crate::config::ModelConfig;
+use crate::chat::{self, ChatBuilder};
+use crate::config::{ModelConfig, Provider};
 use crate::conversation::{ModelRequest, ModelTurn};
 use crate::error::{AttemptError, ModelError};
-use crate::responses::request_body;
+use crate::responses;
 use crate::retry::{self, ErrorBody};
-use crate::sse::SseParser;
+use crate::sse::{SseEvent, SseParser};
 use crate::turn_stream::TurnBuilder;
 
 /// What the caller hears while a turn streams.
@@ -26,7 +28,8 @@ pub enum ModelProgress {
     Retrying { attempt: u32, delay: Duration, error: String },
 }
 
-/// A client for one OpenAI Responses endpoint (OpenAI itself or a compatible server).
+/// A client for one model endpoint: OpenAI Responses (OpenAI itself or a compatible server) or
+/// OpenAI-compatible Chat Completions.
 #[derive(Debug, Clone)]
 pub struct ModelClient {
     config: ModelConfig,
@@ -65,7 +68,7 @@ impl ModelClient {
             .connect_timeout(config.idle_timeout.min(MAX_CONNECT_TIMEOUT))
             .build()
             .map_err(|e| ModelError::Config(format!("cannot set up the HTTP client: {e}")))?;
-        let endpoint = config.responses_url();
+        let endpoint = config.endpoint_url();
         Ok(Self { config, endpoint, http })
     }
 
@@ -80,12 +83,16 @@ impl ModelClient {
         request: &ModelRequest,
         progress: &mut (dyn FnMut(ModelProgress) + Send),
     ) -> Result<ModelTurn, ModelError> {
-        let body = serde_json::to_vec(&request_body(&self.config, request))
+        let body = match self.config.provider {
+            Provider::Responses => responses::request_body(&self.config, request),
+            Provider::ChatCompletions => chat::request_body(&self.config, request),
+        };
+        let body = serde_json::to_vec(&body)
             .map_err(|e| ModelError::Config(format!("cannot encode the request: {e}")))?;
         let body = Bytes::from(body);
         let mut retries = 0;
         loop {
-            match self.attempt(body.clone(), progress).await {
+            match self.attempt(body.clone(), request, progress).await {
                 Ok(turn) => return Ok(turn),
                 Err(AttemptError::Fatal(error)) => return Err(error),
                 Err(AttemptError::Transient { error, retry_after }) => {
@@ -110,6 +117,7 @@ impl ModelClient {
     async fn attempt(
         &self,
         body: Bytes,
+        turn_request: &ModelRequest,
         progress: &mut (dyn FnMut(ModelProgress) + Send),
     ) -> Result<ModelTurn, AttemptError> {
         let idle = self.config.idle_timeout;
@@ -159,29 +167,67 @@ impl ModelClient {
 
         let mut stream = response.bytes_stream();
         let mut parser = SseParser::new();
-        let mut builder = TurnBuilder::new(&self.config.model, &self.endpoint);
+        let (model, endpoint) = (self.config.model.as_str(), self.endpoint.as_str());
+        let mut decoder = match self.config.provider {
+            Provider::Responses => Decoder::Responses(TurnBuilder::new(model, endpoint)),
+            Provider::ChatCompletions => {
+                Decoder::Chat(ChatBuilder::new(model, endpoint, turn_request))
+            }
+        };
+        let end = decoder.end_marker();
         loop {
             let chunk = match tokio::time::timeout(idle, stream.next()).await {
                 Err(_) => {
                     return Err(transient(format!(
-                        "the stream stalled: no data for {}s before response.completed",
+                        "the stream stalled: no data for {}s before {end}",
                         idle.as_secs_f32()
                     )));
                 }
-                Ok(None) => return Err(transient("the stream ended before response.completed")),
+                Ok(None) => {
+                    if let Decoder::Chat(builder) = &mut decoder
+                        && let Some(turn) = builder.end_of_stream()
+                    {
+                        return turn;
+                    }
+                    return Err(transient(format!("the stream ended before {end}")));
+                }
                 Ok(Some(Err(e))) => {
-                    return Err(transient(format!(
-                        "the stream broke before response.completed: {}",
-                        chain(&e)
-                    )));
+                    return Err(transient(format!("the stream broke before {end}: {}", chain(&e))));
                 }
                 Ok(Some(Ok(chunk))) => chunk,
             };
             for event in parser.feed(&chunk) {
-                if let Some(turn) = builder.event(&event, progress)? {
+                if let Some(turn) = decoder.event(&event, progress)? {
                     return Ok(turn);
                 }
             }
+        }
+    }
+}
+
+/// Streaming events → a turn, per wire protocol.
+enum Decoder<'a> {
+    Responses(TurnBuilder<'a>),
+    Chat(ChatBuilder<'a>),
+}
+
+impl Decoder<'_> {
+    /// What marks a complete stream, for error messages.
+    fn end_marker(&self) -> &'static str {
+        match self {
+            Decoder::Responses(_) => "response.completed",
+            Decoder::Chat(_) => "[DONE]",
+        }
+    }
+
+    fn event(
+        &mut self,
+        event: &SseEvent,
+        progress: &mut (dyn FnMut(ModelProgress) + Send),
+    ) -> Result<Option<ModelTurn>, AttemptError> {
+        match self {
+            Decoder::Responses(builder) => builder.event(event, progress),
+            Decoder::Chat(builder) => builder.event(event, progress),
         }
     }
 }

@@ -2,6 +2,21 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
+/// Which wire protocol the endpoint speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Provider {
+    /// OpenAI Responses API: `POST {base_url}/responses`.
+    #[default]
+    #[serde(rename = "openai-responses")]
+    Responses,
+    /// OpenAI-compatible Chat Completions (vLLM, llama.cpp server, Ollama, LiteLLM):
+    /// `POST {base_url}/chat/completions`.
+    #[serde(rename = "chat-completions")]
+    ChatCompletions,
+}
+
 /// Settings for one model endpoint. `errand-cli` fills it from `errand.toml` and `ERRAND_MODEL*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelConfig {
@@ -19,6 +34,8 @@ pub struct ModelConfig {
     /// `reasoning.effort` (`minimal`, `low`, `medium`, `high`); `None` leaves the model's default
     /// and sends no `reasoning` object, for endpoints and models without reasoning.
     pub reasoning_effort: Option<String>,
+    /// The wire protocol; Chat Completions ignores `reasoning_effort`.
+    pub provider: Provider,
 }
 
 impl Default for ModelConfig {
@@ -35,6 +52,7 @@ impl Default for ModelConfig {
             // OpenAI streams keep-alive events meanwhile; two minutes of silence is a dead stream.
             idle_timeout: Duration::from_secs(120),
             reasoning_effort: None,
+            provider: Provider::Responses,
         }
     }
 }
@@ -43,5 +61,18 @@ impl ModelConfig {
     /// The Responses endpoint: `{base_url}/responses`, tolerating a trailing slash.
     pub fn responses_url(&self) -> String {
         format!("{}/responses", self.base_url.trim_end_matches('/'))
+    }
+
+    /// The Chat Completions endpoint: `{base_url}/chat/completions`.
+    pub fn chat_completions_url(&self) -> String {
+        format!("{}/chat/completions", self.base_url.trim_end_matches('/'))
+    }
+
+    /// The URL this configuration's provider POSTs to.
+    pub fn endpoint_url(&self) -> String {
+        match self.provider {
+            Provider::Responses => self.responses_url(),
+            Provider::ChatCompletions => self.chat_completions_url(),
+        }
     }
 }

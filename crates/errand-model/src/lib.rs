@@ -1,12 +1,14 @@
 //! Model clients: a provider-neutral conversation (`conversation`) and the wire protocols that
 //! translate it at the edge.
 //!
-//! Today: the OpenAI Responses API, streamed (`client`), with retries and idle timeouts.
+//! Today: the OpenAI Responses API and OpenAI-compatible Chat Completions, streamed (`client`),
+//! with retries and idle timeouts.
 //!
 //! - `conversation`: the items, tools, requests and turns the agent works with.
 //! - `config`: endpoint, model, key, retry and timeout policy.
 //! - `client`: [`ModelClient::turn`], one streamed call with retries.
 //! - `responses`: conversation ⇄ Responses wire JSON.
+//! - `chat`: conversation ⇄ Chat Completions wire JSON, and chunk assembly.
 //! - `sse`: the incremental server-sent events parser.
 //! - `turn_stream`: streaming events → [`ModelTurn`].
 //! - `retry`: which failures are retried and how long to wait.
@@ -14,6 +16,7 @@
 //!
 //! Invariant: this crate does not know what tools mean, nor anything of sandboxes or storage.
 
+mod chat;
 mod client;
 mod config;
 mod conversation;
@@ -24,6 +27,6 @@ mod sse;
 mod turn_stream;
 
 pub use client::{ModelClient, ModelProgress};
-pub use config::ModelConfig;
+pub use config::{ModelConfig, Provider};
 pub use conversation::{FreeformFormat, Item, ModelRequest, ModelTurn, Role, ToolSpec};
 pub use error::ModelError;

@@ -24,6 +24,7 @@ fn config(base_url: String, max_retries: u32) -> ModelConfig {
         retry_base_delay: Duration::from_millis(1),
         idle_timeout: Duration::from_secs(10),
         reasoning_effort: None,
+        provider: errand_model::Provider::Responses,
     }
 }
 

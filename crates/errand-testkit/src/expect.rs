@@ -9,23 +9,30 @@ const QUOTE_LIMIT: usize = 300;
 
 /// `Err` describes the first unmet expectation: what was expected and what was received.
 pub fn check(expect: &Expect, raw_body: &str, body: &Value) -> Result<(), String> {
-    let input = body.get("input").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+    // Responses sends `input` items; Chat Completions sends `messages`.
+    let input = body
+        .get("input")
+        .or_else(|| body.get("messages"))
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
 
     if !expect.last_tool_output_contains.is_empty() {
         let last = input.iter().rev().find(|item| {
             matches!(
                 item.get("type").and_then(Value::as_str),
                 Some("function_call_output" | "custom_tool_call_output")
-            )
+            ) || item.get("role").and_then(Value::as_str) == Some("tool")
         });
         let Some(item) = last else {
             return Err(format!(
                 "expected a tool output containing {:?}, but the request has no \
-                 function_call_output or custom_tool_call_output item",
+                 function_call_output or custom_tool_call_output item (nor a `tool` message)",
                 expect.last_tool_output_contains
             ));
         };
-        let output = item.get("output").map(text_of).unwrap_or_default();
+        let output =
+            item.get("output").or_else(|| item.get("content")).map(text_of).unwrap_or_default();
         contains_all("the last tool output", &expect.last_tool_output_contains, &output)?;
     }
 
@@ -50,7 +57,13 @@ pub fn check(expect: &Expect, raw_body: &str, body: &Value) -> Result<(), String
         let offered: Vec<&str> = body
             .get("tools")
             .and_then(Value::as_array)
-            .map(|tools| tools.iter().filter_map(|t| t.get("name")?.as_str()).collect())
+            .map(|tools| {
+                // Responses: `{name}`; Chat Completions: `{function: {name}}`.
+                tools
+                    .iter()
+                    .filter_map(|t| t.get("name").or_else(|| t.pointer("/function/name"))?.as_str())
+                    .collect()
+            })
             .unwrap_or_default();
         for wanted in &expect.tools {
             if !offered.contains(&wanted.as_str()) {

@@ -1,12 +1,14 @@
 //! Test-only helpers for Errand: the scripted model server.
 //!
-//! [`ScriptedModel`] speaks the real OpenAI Responses streaming protocol on loopback, driven by a
+//! [`ScriptedModel`] speaks the real OpenAI Responses and Chat Completions streaming protocols on
+//! loopback, driven by a
 //! [`Script`] (TOML, documented in this crate's `README.md`), with fault injection for retry
 //! tests and expectations on what the agent sends. The `errand-mock-model` binary serves a script
 //! file for end-to-end tests of the `errand` binary.
 //!
 //! Invariant: never shipped in the `errand` binary; nothing here is a production dependency.
 
+mod chat_stream;
 mod expect;
 mod responses_stream;
 mod script;

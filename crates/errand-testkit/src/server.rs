@@ -1,4 +1,5 @@
-//! [`ScriptedModel`]: a loopback HTTP server that answers `POST /v1/responses` from a [`Script`].
+//! [`ScriptedModel`]: a loopback HTTP server that answers `POST /v1/responses` (OpenAI Responses)
+//! and `POST /v1/chat/completions` (Chat Completions) from one [`Script`].
 //!
 //! Each request consumes the next turn: first its fault (as many times as scripted), then the turn
 //! itself. A request that breaks an expectation, or arrives after the script ran out, gets HTTP
@@ -21,8 +22,9 @@ use futures_util::stream::{self, BoxStream};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+use crate::chat_stream::ChatChunks;
 use crate::expect::{self, quote};
-use crate::responses_stream::{ResponseEvents, SseEvent};
+use crate::responses_stream::ResponseEvents;
 use crate::script::{FaultKind, Output, Script, Turn, Usage};
 
 /// A running scripted model server. It stops accepting connections when dropped.
@@ -79,6 +81,7 @@ impl ScriptedModel {
         });
         let app = Router::new()
             .route("/v1/responses", post(responses))
+            .route("/v1/chat/completions", post(chat_completions))
             .fallback(no_route)
             .with_state(shared.clone());
         let mut stop = shutdown_rx;
@@ -187,7 +190,26 @@ impl Shared {
     }
 }
 
+/// The wire protocol a request came in on.
+#[derive(Clone, Copy)]
+enum Wire {
+    Responses,
+    Chat,
+}
+
 async fn responses(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    serve(&shared, headers, body, Wire::Responses).await
+}
+
+async fn chat_completions(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    serve(&shared, headers, body, Wire::Chat).await
+}
+
+async fn serve(shared: &Shared, headers: HeaderMap, body: Bytes, wire: Wire) -> Response {
     let raw = String::from_utf8_lossy(&body).into_owned();
     let (turn, fault) = match shared.decide(headers, &raw) {
         Reply::Violation(message) => return violation_response(&message),
@@ -199,35 +221,51 @@ async fn responses(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: 
     if spec.delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(spec.delay_ms)).await;
     }
-    let model = serde_json::from_str::<Value>(&raw)
-        .ok()
-        .and_then(|v| v.get("model")?.as_str().map(str::to_string))
-        .unwrap_or_else(|| "scripted".to_string());
+    let json = serde_json::from_str::<Value>(&raw).unwrap_or_default();
+    let model = json.get("model").and_then(Value::as_str).unwrap_or("scripted").to_string();
+    let include_usage = json.pointer("/stream_options/include_usage") == Some(&Value::Bool(true));
     let usage = spec.usage.unwrap_or_else(|| default_usage(&raw, &spec.output));
-    let completed = || ResponseEvents::start(turn, &model).completed(&spec.output, usage);
+    let completed = || match wire {
+        Wire::Responses => {
+            frames(ResponseEvents::start(turn, &model).completed(&spec.output, usage))
+        }
+        Wire::Chat => {
+            ChatChunks::start(turn, &model).completed(&spec.output, include_usage.then_some(usage))
+        }
+    };
     match fault {
-        None => sse_response(completed(), Tail::End, &shared),
+        None => sse_response(completed(), Tail::End, shared),
         Some(FaultKind::Status { status, retry_after, retry_after_ms, code, message }) => {
             status_fault(status, retry_after, retry_after_ms, code, message)
         }
         Some(FaultKind::Failed { code, message }) => {
             let message = message.unwrap_or_else(|| format!("scripted failure: {code}"));
-            let events = ResponseEvents::start(turn, &model).failed(&code, &message);
-            sse_response(events, Tail::End, &shared)
+            let frames = match wire {
+                Wire::Responses => {
+                    frames(ResponseEvents::start(turn, &model).failed(&code, &message))
+                }
+                Wire::Chat => ChatChunks::start(turn, &model).failed(&code, &message),
+            };
+            sse_response(frames, Tail::End, shared)
         }
         Some(FaultKind::DropAfterEvents(n)) => {
-            sse_response(cut(completed(), n), Tail::Drop, &shared)
+            sse_response(cut(completed(), n), Tail::Drop, shared)
         }
         Some(FaultKind::StallAfterEvents(n)) => {
-            sse_response(cut(completed(), n), Tail::Stall, &shared)
+            sse_response(cut(completed(), n), Tail::Stall, shared)
         }
     }
 }
 
-/// The first `n` events, never including the last (`response.completed` would be a success).
-fn cut(mut events: Vec<SseEvent>, n: usize) -> Vec<SseEvent> {
-    events.truncate(n.min(events.len().saturating_sub(1)));
-    events
+/// The first `n` frames, never including the last (`response.completed` or `[DONE]` would be a
+/// success).
+fn cut(mut frames: Vec<String>, n: usize) -> Vec<String> {
+    frames.truncate(n.min(frames.len().saturating_sub(1)));
+    frames
+}
+
+fn frames(events: Vec<crate::responses_stream::SseEvent>) -> Vec<String> {
+    events.iter().map(|event| event.to_frame()).collect()
 }
 
 /// How a streamed body ends.
@@ -239,12 +277,12 @@ enum Tail {
     Stall,
 }
 
-fn sse_response(events: Vec<SseEvent>, tail: Tail, shared: &Shared) -> Response {
+fn sse_response(frames: Vec<String>, tail: Tail, shared: &Shared) -> Response {
     // Yielding before each frame makes hyper flush the previous one, so frames leave as separate
     // chunks (as from a real model) and a dropped stream has delivered its events before the cut.
-    let frames = stream::iter(events).then(|event| async move {
+    let frames = stream::iter(frames).then(|frame| async move {
         tokio::task::yield_now().await;
-        Ok::<_, io::Error>(Bytes::from(event.to_frame()))
+        Ok::<_, io::Error>(Bytes::from(frame))
     });
     let dropped = || io::Error::new(io::ErrorKind::ConnectionAborted, "scripted fault: dropped");
     let body: BoxStream<'static, io::Result<Bytes>> = match tail {
@@ -308,8 +346,9 @@ fn violation_response(message: &str) -> Response {
 }
 
 async fn no_route(method: Method, uri: Uri) -> Response {
-    let message =
-        format!("scripted model: no route for {method} {uri}; it serves POST /v1/responses");
+    let message = format!(
+        "scripted model: no route for {method} {uri}; it serves POST /v1/responses and POST /v1/chat/completions"
+    );
     let body = json!({"error": {
         "message": message, "type": "invalid_request_error", "code": "not_found", "param": null,
     }});

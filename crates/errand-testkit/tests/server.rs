@@ -293,14 +293,16 @@ async fn failed_fault_sends_response_failed() {
 async fn unknown_path_is_a_json_404() {
     let server = start("[[turns]]").await;
     let response = reqwest::Client::new()
-        .post(format!("{}/chat/completions", server.base_url()))
+        .post(format!("{}/messages", server.base_url()))
         .json(&json!({}))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 404);
     let body: Value = response.json().await.unwrap();
-    assert!(body["error"]["message"].as_str().unwrap().contains("POST /v1/chat/completions"));
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("POST /v1/messages"), "{message}");
+    assert!(message.contains("it serves POST /v1/responses and POST /v1/chat/completions"));
 }
 
 #[tokio::test]
@@ -315,4 +317,157 @@ async fn records_headers() {
         .unwrap();
     assert_eq!(server.request_header(0, "authorization").as_deref(), Some("Bearer sk-test"));
     assert_eq!(server.request_header(1, "authorization"), None);
+}
+
+// --- Chat Completions: the same script over `POST /v1/chat/completions`. ---
+
+fn chat_request(include_usage: bool) -> Value {
+    json!({
+        "model": "test-model",
+        "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "fix it"},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "c0", "type": "function",
+                "function": {"name": "shell", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "c0", "content": "1 passed"},
+        ],
+        "tools": [{"type": "function", "function": {"name": "shell", "parameters": {}}}],
+        "stream": true,
+        "stream_options": {"include_usage": include_usage},
+    })
+}
+
+async fn post_chat(server: &ScriptedModel, body: &Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{}/chat/completions", server.base_url()))
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The data of each `data:` frame; `[DONE]` as a JSON string.
+fn chat_frames(text: &str) -> Vec<Value> {
+    text.split_terminator("\n\n")
+        .map(|frame| {
+            let data = frame.strip_prefix("data: ").unwrap();
+            serde_json::from_str(data).unwrap_or_else(|_| Value::String(data.to_string()))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn chat_streams_chunks_with_split_tool_calls_and_usage() {
+    let script = format!(
+        "{ALL_OUTPUTS}\n[turns.expect]\nlast_tool_output_contains = [\"1 passed\"]\ntools = [\"shell\"]\n"
+    );
+    let server = start(&script).await;
+    let response = post_chat(&server, &chat_request(true)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let chunks = chat_frames(&response.text().await.unwrap());
+    assert_eq!(chunks.last().unwrap(), "[DONE]");
+    let chunks = &chunks[..chunks.len() - 1];
+    assert!(
+        chunks.iter().all(|c| c["object"] == "chat.completion.chunk" && c["model"] == "test-model")
+    );
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+
+    let deltas: Vec<&Value> =
+        chunks.iter().filter_map(|c| c["choices"].get(0).map(|ch| &ch["delta"])).collect();
+    let joined = |field: &str| deltas.iter().filter_map(|d| d[field].as_str()).collect::<String>();
+    assert_eq!(joined("content"), "Let me look at the code.");
+    assert_eq!(joined("reasoning_content"), "read the file first");
+
+    let calls: Vec<&Value> = deltas.iter().filter_map(|d| d["tool_calls"].get(0)).collect();
+    let arguments = |index: u64| {
+        calls
+            .iter()
+            .filter(|c| c["index"] == index)
+            .filter_map(|c| c["function"]["arguments"].as_str())
+            .collect::<String>()
+    };
+    let firsts: Vec<&&Value> = calls.iter().filter(|c| c.get("id").is_some()).collect();
+    assert_eq!(firsts.len(), 2);
+    assert_eq!(firsts[0]["function"]["name"], "shell");
+    assert_eq!(firsts[0]["id"], "call_1_3");
+    assert_eq!(firsts[1]["function"]["name"], "apply_patch");
+    assert!(calls.iter().filter(|c| c["index"] == 0).count() > 2, "arguments split over chunks");
+    assert_eq!(arguments(0), r#"{"command":["cat","src/lib.rs"]}"#);
+    let patch: Value = serde_json::from_str(&arguments(1)).unwrap();
+    assert_eq!(patch, json!({"input": "*** Begin Patch\n*** End Patch\n"}));
+
+    let finish = &chunks[chunks.len() - 2];
+    assert_eq!(finish["choices"][0]["finish_reason"], "tool_calls");
+    let usage = &chunks[chunks.len() - 1];
+    assert_eq!(usage["choices"], json!([]));
+    assert_eq!(usage["usage"]["prompt_tokens"], 100);
+    assert_eq!(usage["usage"]["completion_tokens"], 20);
+    assert_eq!(usage["usage"]["prompt_tokens_details"]["cached_tokens"], 40);
+    server.verify().unwrap();
+}
+
+#[tokio::test]
+async fn chat_without_include_usage_ends_with_stop_and_no_usage() {
+    let server = start("[[turns]]\n[[turns.output]]\ntype = \"message\"\ntext = \"hi\"\n").await;
+    let chunks = chat_frames(&post_chat(&server, &chat_request(false)).await.text().await.unwrap());
+    assert_eq!(chunks[chunks.len() - 2]["choices"][0]["finish_reason"], "stop");
+    assert!(chunks.iter().all(|c| c.get("usage").is_none()));
+    server.verify().unwrap();
+}
+
+#[tokio::test]
+async fn chat_expectations_and_faults_apply() {
+    let server = start(
+        r#"
+        [[turns]]
+        expect = { last_tool_output_contains = ["2 failed"] }
+        [[turns]]
+        expect = { tools = ["apply_patch"] }
+        [[turns]]
+        [[turns.output]]
+        type = "message"
+        text = "ok"
+        [turns.fault]
+        failed = "server_error"
+        "#,
+    )
+    .await;
+    let response = post_chat(&server, &chat_request(true)).await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("turn 1: expected the last tool output to contain"), "{message}");
+    assert!(message.contains("1 passed"), "{message}");
+    assert!(server.verify().is_err());
+}
+
+#[tokio::test]
+async fn chat_failed_and_status_faults() {
+    let server = start(
+        r#"
+        [[turns]]
+        [[turns.output]]
+        type = "message"
+        text = "ok"
+        [turns.fault]
+        failed = "server_error"
+        [[turns]]
+        [[turns.output]]
+        type = "message"
+        text = "ok"
+        [turns.fault]
+        status = 429
+        "#,
+    )
+    .await;
+    let chunks = chat_frames(&post_chat(&server, &chat_request(true)).await.text().await.unwrap());
+    assert_eq!(chunks[chunks.len() - 2]["error"]["code"], "server_error");
+    assert_eq!(chunks.last().unwrap(), "[DONE]");
+    let chunks = chat_frames(&post_chat(&server, &chat_request(false)).await.text().await.unwrap());
+    assert_eq!(chunks[chunks.len() - 2]["choices"][0]["finish_reason"], "stop");
+    assert_eq!(post_chat(&server, &chat_request(true)).await.status(), 429);
+    let response = post_chat(&server, &chat_request(true)).await;
+    assert_eq!(response.status(), 200);
+    server.verify().unwrap();
 }
