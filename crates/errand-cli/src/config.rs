@@ -18,6 +18,8 @@ pub struct Config {
     pub model: ModelSection,
     pub sandbox: SandboxSection,
     pub agent: AgentSection,
+    /// US dollars per million tokens, by model name: `[prices."gpt-5-codex"]`.
+    pub prices: std::collections::BTreeMap<String, errand_protocol::Prices>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -73,6 +75,10 @@ impl Default for SandboxSection {
 #[serde(deny_unknown_fields, default)]
 pub struct AgentSection {
     pub max_turns: u32,
+    /// Stop an attempt once it has used more tokens than this (input + output).
+    pub token_budget: Option<u64>,
+    /// Stop an attempt once it has cost more than this (needs a price for the model).
+    pub cost_budget_usd: Option<f64>,
     pub command_timeout_secs: u64,
     pub attempt_timeout_secs: u64,
 }
@@ -82,6 +88,8 @@ impl Default for AgentSection {
         let defaults = errand_agent::AgentConfig::default();
         Self {
             max_turns: defaults.max_turns,
+            token_budget: None,
+            cost_budget_usd: None,
             command_timeout_secs: defaults.command_timeout.as_secs(),
             attempt_timeout_secs: defaults.attempt_timeout.as_secs(),
         }
@@ -153,6 +161,16 @@ impl Config {
         number(env, "ERRAND_MODEL_RETRY_BASE_DELAY_MS", &mut self.model.retry_base_delay_ms)?;
         number(env, "ERRAND_SANDBOX_UID", &mut self.sandbox.uid)?;
         number(env, "ERRAND_MAX_TURNS", &mut self.agent.max_turns)?;
+        if env("ERRAND_TOKEN_BUDGET").is_some() {
+            let mut budget = 0u64;
+            number(env, "ERRAND_TOKEN_BUDGET", &mut budget)?;
+            self.agent.token_budget = Some(budget);
+        }
+        if env("ERRAND_COST_BUDGET_USD").is_some() {
+            let mut budget = 0f64;
+            number(env, "ERRAND_COST_BUDGET_USD", &mut budget)?;
+            self.agent.cost_budget_usd = Some(budget);
+        }
         number(env, "ERRAND_COMMAND_TIMEOUT_SECS", &mut self.agent.command_timeout_secs)?;
         number(env, "ERRAND_ATTEMPT_TIMEOUT_SECS", &mut self.agent.attempt_timeout_secs)?;
         Ok(())
@@ -183,6 +201,25 @@ impl Config {
             bail!(
                 "sandbox.uid = 0: sandboxed commands must not run as root; pick an unused uid such as 61000"
             );
+        }
+        if let Some(budget) = self.agent.cost_budget_usd {
+            if !(budget.is_finite() && budget > 0.0) {
+                bail!("agent.cost_budget_usd = {budget} must be a positive number of US dollars");
+            }
+            if !self.prices.contains_key(&self.model.model) {
+                bail!(
+                    "agent.cost_budget_usd is set but [prices.\"{}\"] is missing: without the model's prices Errand cannot count its cost",
+                    self.model.model
+                );
+            }
+        }
+        for (model, prices) in &self.prices {
+            let rates = [prices.input, prices.output, prices.cached_input.unwrap_or(0.0)];
+            if rates.iter().any(|r| !r.is_finite() || *r < 0.0) {
+                bail!(
+                    "prices.\"{model}\": rates must be non-negative numbers (US dollars per million tokens)"
+                );
+            }
         }
         if self.agent.max_turns == 0 {
             bail!("agent.max_turns must be at least 1");
@@ -228,6 +265,9 @@ impl Config {
             max_turns: self.agent.max_turns,
             command_timeout: Duration::from_secs(self.agent.command_timeout_secs),
             attempt_timeout: Duration::from_secs(self.agent.attempt_timeout_secs),
+            prices: self.prices.get(&self.model.model).copied(),
+            token_budget: self.agent.token_budget,
+            cost_budget_usd: self.agent.cost_budget_usd,
             patch_tool: if self.model.patch_tool == "function" {
                 errand_agent::PatchToolMode::Function
             } else {
@@ -259,6 +299,28 @@ mod tests {
         let err = config.apply_env(&env).unwrap_err().to_string();
         assert!(err.contains("ERRAND_MAX_TURNS=\"ten\""), "{err}");
         assert_eq!(config.model.model, "m");
+    }
+
+    #[test]
+    fn prices_and_budgets_reach_the_agent() {
+        let config = Config::from_toml(
+            "[model]\nmodel = \"m\"\n[prices.m]\ninput = 1.25\noutput = 10.0\n[agent]\ncost_budget_usd = 2.5\ntoken_budget = 1000\n",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        let agent = config.agent_config();
+        assert_eq!(agent.prices.unwrap().output, 10.0);
+        assert_eq!((agent.token_budget, agent.cost_budget_usd), (Some(1000), Some(2.5)));
+    }
+
+    #[test]
+    fn a_cost_budget_without_prices_is_refused() {
+        let config =
+            Config::from_toml("[model]\nmodel = \"m\"\n[agent]\ncost_budget_usd = 1.0\n").unwrap();
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("[prices.\"m\"] is missing"), "{err}");
+        let config = Config::from_toml("[prices.m]\ninput = -1.0\noutput = 1.0\n").unwrap();
+        assert!(config.validate().unwrap_err().to_string().contains("prices.\"m\""));
     }
 
     #[test]

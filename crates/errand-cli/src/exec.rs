@@ -140,6 +140,7 @@ pub async fn run(args: ExecArgs, config: Config) -> anyhow::Result<i32> {
             "report": result.report,
             "patch": patch,
             "usage": result.usage,
+            "cost_usd": result.cost_usd,
             "turns": result.turns,
         });
         println!("{summary}");
@@ -152,13 +153,14 @@ pub async fn run(args: ExecArgs, config: Config) -> anyhow::Result<i32> {
             writeln!(out, "{patch}")?;
         }
         let u = result.usage;
+        let cost = result.cost_usd.map(|c| format!(" · cost ${c:.4}")).unwrap_or_default();
         eprintln!(
-            "{} after {} turn(s) · tokens: {} in ({} cached), {} out",
+            "{} after {} turn(s) · tokens: {} in ({} cached), {} out{cost}",
             if succeeded { "✓ succeeded" } else { "✗ did not succeed" },
             result.turns,
             u.input,
             u.cached_input,
-            u.output
+            u.output,
         );
         if !succeeded {
             eprintln!("reason: {}", result.outcome.reason);

@@ -387,3 +387,41 @@ fn apply_patch_command_applies_and_refuses_clearly() {
     );
     assert!(!root.path().join("outside.txt").exists());
 }
+
+/// The same fix over an OpenAI-compatible Chat Completions server (vLLM, llama.cpp, Ollama):
+/// `apply_patch` travels as a function with one `input` string and comes back as a patch.
+#[tokio::test]
+async fn exec_fixes_a_failing_test_over_chat_completions() {
+    if !sandbox_available() {
+        return;
+    }
+    let root = scratch();
+    let repo = make_repo(root.path());
+    let model = ScriptedModel::start(Script::from_toml(FIX_SCRIPT).unwrap()).await.unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_errand"))
+        .args(["exec", "--json", "fix the failing test"])
+        .current_dir(&repo)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .env("HOME", root.path())
+        .env("ERRAND_MODEL_PROVIDER", "chat-completions")
+        .env("ERRAND_MODEL_BASE_URL", model.base_url())
+        .env("ERRAND_MODEL", "scripted")
+        .env("OPENAI_API_KEY", "test-key")
+        .env("ERRAND_DATA_DIR", root.path().join("data"))
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    model.verify().unwrap();
+    let requests = model.requests();
+    assert_eq!(requests[0]["messages"][0]["role"], "system");
+    assert!(
+        requests.iter().all(|r| r.get("input").is_none()),
+        "Responses fields in a chat request"
+    );
+    let result: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert!(result["patch"].as_str().unwrap().contains("+    return a + b\n"), "{result}");
+    assert_eq!(result["report"]["checks"][0]["passed"], true);
+}
