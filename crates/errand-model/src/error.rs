@@ -22,7 +22,8 @@ pub enum ModelError {
     /// HTTP 400 (or another 4xx): the endpoint refused the request itself.
     #[error(
         "the model endpoint rejected the request (HTTP {status}: {message}); check that model \
-         `{model}` supports the Responses API with tools at ERRAND_MODEL_BASE_URL"
+         `{model}` supports tool calls through the API that ERRAND_MODEL_PROVIDER names, at \
+         ERRAND_MODEL_BASE_URL"
     )]
     BadRequest { status: u16, model: String, message: String },
 
@@ -47,10 +48,11 @@ pub enum ModelError {
     )]
     TurnFailed { model: String, code: String, message: String },
 
-    /// The endpoint answered with something that is not the Responses streaming protocol.
+    /// The endpoint answered with something that is not the configured streaming protocol.
     #[error(
         "the model endpoint `{endpoint}` sent a response Errand cannot read ({message}); check \
-         that ERRAND_MODEL_BASE_URL points at an OpenAI Responses API"
+         that ERRAND_MODEL_BASE_URL serves the API that ERRAND_MODEL_PROVIDER names \
+         (openai-responses or chat-completions)"
     )]
     Protocol { endpoint: String, message: String },
 
