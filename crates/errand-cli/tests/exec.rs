@@ -57,6 +57,17 @@ fn make_repo(root: &Path) -> PathBuf {
 }
 
 async fn run_errand(root: &Path, repo: &Path, model: &ScriptedModel, args: &[&str]) -> Output {
+    run_errand_with(root, repo, model, args, &[]).await
+}
+
+/// `run_errand` with extra environment variables.
+async fn run_errand_with(
+    root: &Path,
+    repo: &Path,
+    model: &ScriptedModel,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_errand"))
         .args(args)
         .current_dir(repo)
@@ -69,6 +80,7 @@ async fn run_errand(root: &Path, repo: &Path, model: &ScriptedModel, args: &[&st
         .env("ERRAND_DATA_DIR", root.join("data"))
         .env("ERRAND_MODEL_MAX_RETRIES", "1")
         .env("ERRAND_MODEL_RETRY_BASE_DELAY_MS", "10")
+        .envs(env.iter().copied())
         .output()
         .await
         .unwrap()
@@ -398,20 +410,9 @@ async fn exec_fixes_a_failing_test_over_chat_completions() {
     let root = scratch();
     let repo = make_repo(root.path());
     let model = ScriptedModel::start(Script::from_toml(FIX_SCRIPT).unwrap()).await.unwrap();
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_errand"))
-        .args(["exec", "--json", "fix the failing test"])
-        .current_dir(&repo)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap())
-        .env("HOME", root.path())
-        .env("ERRAND_MODEL_PROVIDER", "chat-completions")
-        .env("ERRAND_MODEL_BASE_URL", model.base_url())
-        .env("ERRAND_MODEL", "scripted")
-        .env("OPENAI_API_KEY", "test-key")
-        .env("ERRAND_DATA_DIR", root.path().join("data"))
-        .output()
-        .await
-        .unwrap();
+    let env = [("ERRAND_MODEL_PROVIDER", "chat-completions")];
+    let args = ["exec", "--json", "fix the failing test"];
+    let out = run_errand_with(root.path(), &repo, &model, &args, &env).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     model.verify().unwrap();
