@@ -9,6 +9,8 @@ use errand_protocol::{
 };
 use errand_sandbox::{Sandbox, SandboxError};
 
+use crate::tools::shell_script;
+
 /// What the agent keeps of each command it ran, for citations and the testing checklist.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandRecord {
@@ -159,25 +161,20 @@ pub fn recorded_checks(commands: &[CommandRecord]) -> Vec<CheckResult> {
 
 /// A command as a person would type it: `bash -lc "x"` shows as `x`.
 pub fn display_command(command: &[String]) -> String {
-    match command {
-        [shell, flag, script]
-            if (shell == "bash" || shell == "sh") && (flag == "-lc" || flag == "-c") =>
-        {
-            script.trim().to_string()
-        }
-        _ => command
-            .iter()
-            .map(|a| {
-                if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"$`\\".contains(c))
-                {
-                    format!("'{}'", a.replace('\'', r"'\''"))
-                } else {
-                    a.clone()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(" "),
+    if let Some(script) = shell_script(command) {
+        return script.trim().to_string();
     }
+    command
+        .iter()
+        .map(|a| {
+            if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"$`\\".contains(c)) {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            } else {
+                a.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Assembles the report from the final message.

@@ -166,20 +166,28 @@ pub fn parse_args<T: serde::de::DeserializeOwned>(
 /// Models trained on Codex sometimes send a patch through the shell: `["apply_patch", PATCH]` or
 /// `["bash", "-lc", "apply_patch <<'EOF' ... EOF"]`. Returns the patch text when that is the case.
 pub fn patch_in_shell_call(command: &[String]) -> Option<String> {
+    if let [program, patch] = command
+        && (program == APPLY_PATCH || program == "applypatch")
+    {
+        return Some(patch.clone());
+    }
+    let rest = shell_script(command)?.trim_start().strip_prefix(APPLY_PATCH)?;
+    if !rest.starts_with([' ', '\n']) {
+        return None;
+    }
+    let rest = rest.trim_start();
+    // A heredoc: `<<'EOF'`, `<<"EOF"` or `<<EOF`; the patch engine unwraps it.
+    rest.starts_with("<<").then(|| rest.to_string())
+}
+
+/// The script of a `bash -lc SCRIPT` (or `sh -c`) command, the form models use for pipes and
+/// redirection.
+pub fn shell_script(command: &[String]) -> Option<&str> {
     match command {
-        [program, patch] if program == APPLY_PATCH || program == "applypatch" => {
-            Some(patch.clone())
-        }
         [shell, flag, script]
             if (shell == "bash" || shell == "sh") && (flag == "-lc" || flag == "-c") =>
         {
-            let rest = script.trim_start().strip_prefix(APPLY_PATCH)?;
-            if !rest.starts_with([' ', '\n']) {
-                return None;
-            }
-            let rest = rest.trim_start();
-            // A heredoc: `<<'EOF'`, `<<"EOF"` or `<<EOF`; the patch engine unwraps it.
-            rest.starts_with("<<").then(|| rest.to_string())
+            Some(script)
         }
         _ => None,
     }
