@@ -13,7 +13,7 @@ use errand_protocol::{AttemptId, AttemptState, EventKind};
 use errand_sandbox::{LocalSandbox, LocalSandboxConfig, Sandbox};
 
 use crate::config::Config;
-use crate::render::{HumanRenderer, report_markdown};
+use crate::render::HumanRenderer;
 
 #[derive(Debug, clap::Args)]
 pub struct ExecArgs {
@@ -147,7 +147,7 @@ pub async fn run(args: ExecArgs, config: Config) -> anyhow::Result<i32> {
     } else {
         let mut out = std::io::stdout().lock();
         if let Some(report) = &result.report {
-            writeln!(out, "\n{}", report_markdown(report))?;
+            writeln!(out, "\n{}", report.to_markdown())?;
         }
         if !patch.is_empty() {
             writeln!(out, "{patch}")?;

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use errand_protocol::{Event, EventKind, FileChange, FileChangeKind, PlanStatus, Report};
+use errand_protocol::{Event, EventKind, FileChange, FileChangeKind, PlanStatus};
 
 /// Lines of each command's output shown live.
 const SHOWN_LINES: u64 = 20;
@@ -159,68 +159,12 @@ fn sanitize(line: &str) -> String {
     line.chars().map(|c| if c.is_control() && c != '\t' { '�' } else { c }).collect()
 }
 
-/// The report as Markdown, with the testing checklist from recorded exit codes.
-pub fn report_markdown(report: &Report) -> String {
-    let mut text = format!("# {}\n\n", report.title);
-    if !report.description.is_empty() {
-        text.push_str(report.description.trim());
-        text.push_str("\n\n");
-    }
-    if !report.checks.is_empty() {
-        text.push_str("## Testing\n");
-        for check in &report.checks {
-            let mark = if check.passed { "x" } else { " " };
-            let status = match check.exit_code {
-                Some(code) => format!("exit {code}"),
-                None => "killed".into(),
-            };
-            let lines = if check.output_lines > 0 {
-                format!("#L1-L{}", check.output_lines)
-            } else {
-                String::new()
-            };
-            text.push_str(&format!(
-                "- [{mark}] `{}` ({status}, log:{}{lines})\n",
-                check.command, check.event
-            ));
-        }
-        text.push('\n');
-    }
-    let flagged = report.flagged_citations();
-    if flagged > 0 {
-        text.push_str(&format!(
-            "_{flagged} citation(s) could not be verified and are flagged above._\n"
-        ));
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use errand_protocol::CheckResult;
 
     #[test]
     fn control_sequences_are_neutralised() {
         assert_eq!(sanitize("a\x1b[31mred"), "a�[31mred");
-    }
-
-    #[test]
-    fn report_lists_checks_with_their_log() {
-        let report = Report {
-            title: "Fix it".into(),
-            description: "Done (a.py:L1).".into(),
-            citations: vec![],
-            checks: vec![CheckResult {
-                command: "pytest".into(),
-                passed: false,
-                exit_code: Some(1),
-                event: 7,
-                output_lines: 3,
-            }],
-        };
-        let md = report_markdown(&report);
-        assert!(md.starts_with("# Fix it\n\nDone (a.py:L1).\n\n## Testing\n"), "{md}");
-        assert!(md.contains("- [ ] `pytest` (exit 1, log:7#L1-L3)"), "{md}");
     }
 }
