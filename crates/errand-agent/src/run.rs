@@ -3,11 +3,16 @@
 
 use std::time::{Duration, Instant};
 
-use errand_model::{Item, ModelProgress, ModelRequest, Role};
-use errand_protocol::{AttemptOutcome, AttemptState, EventKind, Prices, Report, TokenUsage};
+use errand_model::{Item, ModelError, ModelProgress, ModelRequest, Role, ToolSpec};
+use errand_protocol::{
+    AttemptOutcome, AttemptState, EventKind, PlanItem, Prices, Report, TokenUsage,
+};
 use errand_sandbox::{ExecRequest, Sandbox, SandboxError, WorkspaceDiff};
 use tokio::sync::mpsc;
 
+use crate::compact::{
+    CompactError, CompactRequest, compact, estimate_fixed, estimate_item, estimate_items,
+};
 use crate::events::EventSink;
 use crate::instructions::load_chain;
 use crate::model::Model;
@@ -59,6 +64,11 @@ pub struct AgentConfig {
     pub token_budget: Option<u64>,
     /// Stop once the attempt has cost more than this many US dollars (needs `prices`).
     pub cost_budget_usd: Option<f64>,
+    /// The model's context window in tokens. When known, the conversation is compacted once it
+    /// reaches `auto_compact_ratio` of it; either way, a request the endpoint refuses as too long
+    /// is compacted and retried once.
+    pub context_window: Option<u64>,
+    pub auto_compact_ratio: f64,
 }
 
 impl Default for AgentConfig {
@@ -76,7 +86,23 @@ impl Default for AgentConfig {
             prices: None,
             token_budget: None,
             cost_budget_usd: None,
+            context_window: None,
+            auto_compact_ratio: 0.8,
         }
+    }
+}
+
+impl AgentConfig {
+    /// Conversation tokens at which the agent compacts before the next turn.
+    fn auto_compact_limit(&self) -> Option<u64> {
+        self.context_window
+            .map(|window| (window as f64 * self.auto_compact_ratio.clamp(0.1, 1.0)) as u64)
+    }
+
+    /// Tokens of recent turns kept verbatim by a compaction: a quarter of the window, at most
+    /// 32k (enough for the last few commands and edits), and 8k when the window is unknown.
+    fn keep_budget(&self) -> u64 {
+        self.context_window.map_or(8_000, |window| (window / 4).min(32_000))
     }
 }
 
@@ -103,10 +129,41 @@ pub struct AttemptResult {
 /// Conversation and records that outlive a loop cut short by the wall clock.
 struct LoopState {
     input: Vec<Item>,
+    /// Items at the start of `input` that compaction always keeps: environment + AGENTS.md, task.
+    head_len: usize,
+    /// Where each model turn's items start in `input` (since the last compaction).
+    turn_starts: Vec<usize>,
+    /// The conversation's size as the endpoint last measured it: `(items, tokens)`.
+    measured: Option<(usize, u64)>,
+    /// The plan as last updated, kept through compactions.
+    plan: Vec<PlanItem>,
     commands: Vec<CommandRecord>,
     usage: TokenUsage,
     cost_usd: Option<f64>,
     turns: u32,
+}
+
+impl LoopState {
+    /// Tokens the next request will carry: the endpoint's last count plus an estimate of what
+    /// was added since, or an estimate of everything when the endpoint reports no usage.
+    fn conversation_tokens(&self, fixed: u64) -> u64 {
+        match self.measured {
+            Some((len, tokens)) if len <= self.input.len() => {
+                tokens + estimate_items(&self.input[len..])
+            }
+            _ => fixed + estimate_items(&self.input),
+        }
+    }
+
+    /// Adds a turn's (or a summary request's) tokens and cost to the attempt's totals.
+    fn account(&mut self, usage: &TokenUsage, prices: Option<Prices>) -> Option<f64> {
+        self.usage.add(usage);
+        let cost = prices.map(|p| p.cost_usd(usage));
+        if let Some(cost) = cost {
+            self.cost_usd = Some(self.cost_usd.unwrap_or(0.0) + cost);
+        }
+        cost
+    }
 }
 
 /// What every tool call needs and never changes during an attempt.
@@ -133,6 +190,10 @@ pub async fn run_attempt(
     sink.record(EventKind::StateChanged { state: AttemptState::Running, reason: None }).await;
     let mut state = LoopState {
         input: Vec::new(),
+        head_len: 0,
+        turn_starts: Vec::new(),
+        measured: None,
+        plan: Vec::new(),
         commands: Vec::new(),
         usage: TokenUsage::default(),
         cost_usd: None,
@@ -243,8 +304,10 @@ async fn agent_loop(
         text: context_message(&workspace, &spec.workdir, &chain.text),
     });
     state.input.push(Item::Message { role: Role::User, text: spec.prompt.clone() });
+    state.head_len = state.input.len();
     let instructions = system_prompt(&workspace);
     let tool_specs = tools::specs(config.patch_tool);
+    let fixed_tokens = estimate_fixed(&instructions, &tool_specs);
     let ctx = ToolContext { spec, sandbox, config };
 
     loop {
@@ -260,41 +323,78 @@ async fn agent_loop(
         state.turns += 1;
         let turn = state.turns;
         sink.record(EventKind::TurnStarted { turn }).await;
-        let request = ModelRequest {
-            instructions: instructions.clone(),
-            input: state.input.clone(),
-            tools: tool_specs.clone(),
-            parallel_tool_calls: false,
-        };
-        let mut retries = Vec::new();
-        let result = model
-            .turn(&request, &mut |progress| {
-                if let ModelProgress::Retrying { attempt, delay, error } = progress {
-                    retries.push(EventKind::ModelRetry {
-                        attempt,
-                        delay_ms: delay.as_millis() as u64,
-                        error,
-                    });
+
+        if let Some(limit) = config.auto_compact_limit()
+            && state.conversation_tokens(fixed_tokens) >= limit
+        {
+            let compaction = Compaction { model, instructions: &instructions, tools: &tool_specs };
+            match compaction.run(state, config, sink, "auto", fixed_tokens).await {
+                Ok(()) => {}
+                // Nothing old enough to summarise, or the model would not: carry on, and let
+                // the endpoint say if the conversation really is too long.
+                Err(CompactFailure::Compact(e)) => {
+                    tracing::warn!(turn, error = %e, "could not compact the conversation");
                 }
-            })
-            .await;
-        for retry in retries {
-            sink.record(retry).await;
+                Err(CompactFailure::End(end)) => return end,
+            }
         }
-        let response = match result {
-            Ok(response) => response,
-            Err(e) => {
-                return LoopEnd::Failed {
-                    state: AttemptState::Failed,
-                    reason: format!("the model request failed: {e}"),
-                };
+
+        let mut compacted_for_overflow = false;
+        let response = loop {
+            let request = ModelRequest {
+                instructions: instructions.clone(),
+                input: state.input.clone(),
+                tools: tool_specs.clone(),
+                parallel_tool_calls: true,
+            };
+            let mut retries = Vec::new();
+            let result = model
+                .turn(&request, &mut |progress| {
+                    if let ModelProgress::Retrying { attempt, delay, error } = progress {
+                        retries.push(EventKind::ModelRetry {
+                            attempt,
+                            delay_ms: delay.as_millis() as u64,
+                            error,
+                        });
+                    }
+                })
+                .await;
+            for retry in retries {
+                sink.record(retry).await;
+            }
+            match result {
+                Ok(response) => break response,
+                Err(ModelError::ContextLengthExceeded { .. }) if !compacted_for_overflow => {
+                    compacted_for_overflow = true;
+                    let compaction =
+                        Compaction { model, instructions: &instructions, tools: &tool_specs };
+                    match compaction
+                        .run(state, config, sink, "context_length_exceeded", fixed_tokens)
+                        .await
+                    {
+                        Ok(()) => continue,
+                        Err(CompactFailure::End(end)) => return end,
+                        Err(CompactFailure::Compact(e)) => {
+                            return LoopEnd::Failed {
+                                state: AttemptState::Failed,
+                                reason: format!(
+                                    "the conversation exceeds the model's context window and \
+                                     could not be compacted: {e}"
+                                ),
+                            };
+                        }
+                    }
+                }
+                Err(e) => {
+                    let after = if compacted_for_overflow { " (after compacting it)" } else { "" };
+                    return LoopEnd::Failed {
+                        state: AttemptState::Failed,
+                        reason: format!("the model request failed{after}: {e}"),
+                    };
+                }
             }
         };
-        state.usage.add(&response.usage);
-        let cost_usd = config.prices.map(|p| p.cost_usd(&response.usage));
-        if let Some(cost) = cost_usd {
-            state.cost_usd = Some(state.cost_usd.unwrap_or(0.0) + cost);
-        }
+        let cost_usd = state.account(&response.usage, config.prices);
         sink.record(EventKind::TokenUsage {
             turn,
             usage: response.usage,
@@ -305,15 +405,12 @@ async fn agent_loop(
         .await;
         // Budgets hold to the turn: the turn that crosses one is the last, and its tool calls
         // are not carried out.
-        if let Some(exceeded) = budget_exceeded(config, state) {
-            sink.record(EventKind::LimitReached {
-                limit: exceeded.0.into(),
-                detail: exceeded.1.clone(),
-            })
-            .await;
-            return LoopEnd::Failed { state: AttemptState::Failed, reason: exceeded.1 };
+        if let Some(end) = check_budgets(config, state, sink).await {
+            return end;
         }
 
+        let turn_start = state.input.len();
+        state.turn_starts.push(turn_start);
         let mut message = String::new();
         let mut called_tool = false;
         for item in response.items {
@@ -354,6 +451,21 @@ async fn agent_loop(
                 _ => {}
             }
         }
+        // The endpoint counted the request and the answer; what the tools added is estimated.
+        let measured = response.usage.input + response.usage.output;
+        state.measured = (measured > 0).then(|| {
+            let outputs: u64 = state.input[turn_start..]
+                .iter()
+                .filter(|item| {
+                    matches!(
+                        item,
+                        Item::FunctionCallOutput { .. } | Item::CustomToolCallOutput { .. }
+                    )
+                })
+                .map(estimate_item)
+                .sum();
+            (state.input.len(), measured + outputs)
+        });
         if !called_tool {
             if message.trim().is_empty() {
                 return LoopEnd::Failed {
@@ -363,6 +475,85 @@ async fn agent_loop(
                 };
             }
             return LoopEnd::Finished { message };
+        }
+    }
+}
+
+/// Records a `limit_reached` event and ends the loop when a budget is exceeded.
+async fn check_budgets(
+    config: &AgentConfig,
+    state: &LoopState,
+    sink: &mut dyn EventSink,
+) -> Option<LoopEnd> {
+    let (limit, detail) = budget_exceeded(config, state)?;
+    sink.record(EventKind::LimitReached { limit: limit.into(), detail: detail.clone() }).await;
+    Some(LoopEnd::Failed { state: AttemptState::Failed, reason: detail })
+}
+
+/// The model and what it is offered, for a compaction.
+struct Compaction<'a> {
+    model: &'a dyn Model,
+    instructions: &'a str,
+    tools: &'a [ToolSpec],
+}
+
+enum CompactFailure {
+    /// The conversation stays as it was.
+    Compact(CompactError),
+    /// The attempt must end (a budget ran out paying for the summary).
+    End(LoopEnd),
+}
+
+impl Compaction<'_> {
+    /// Compacts `state`'s conversation and records a `context_compacted` event.
+    async fn run(
+        &self,
+        state: &mut LoopState,
+        config: &AgentConfig,
+        sink: &mut dyn EventSink,
+        trigger: &str,
+        fixed_tokens: u64,
+    ) -> Result<(), CompactFailure> {
+        let tokens_before = state.conversation_tokens(fixed_tokens);
+        let mut retries = Vec::new();
+        let result = compact(
+            CompactRequest {
+                model: self.model,
+                instructions: self.instructions,
+                tools: self.tools,
+                items: &state.input,
+                head_len: state.head_len,
+                turn_starts: &state.turn_starts,
+                // At most a quarter of what is there, so a compaction always frees room.
+                keep_budget: config.keep_budget().min(tokens_before / 4),
+                plan: &state.plan,
+            },
+            &mut retries,
+        )
+        .await;
+        for retry in retries {
+            sink.record(retry).await;
+        }
+        let compacted = result.map_err(CompactFailure::Compact)?;
+        state.account(&compacted.usage, config.prices);
+        state.input = compacted.items;
+        state.turn_starts = compacted.turn_starts;
+        state.measured = None;
+        sink.record(EventKind::ContextCompacted {
+            turn: state.turns,
+            trigger: trigger.into(),
+            tokens_before,
+            tokens_after: state.conversation_tokens(fixed_tokens),
+            turns_summarized: compacted.turns_summarized,
+            turns_kept: compacted.turns_kept,
+            turns_dropped: compacted.turns_dropped,
+            summary: compacted.summary,
+            usage: compacted.usage,
+        })
+        .await;
+        match check_budgets(config, state, sink).await {
+            Some(end) => Err(CompactFailure::End(end)),
+            None => Ok(()),
         }
     }
 }
@@ -443,6 +634,7 @@ async fn handle_function(
         tools::UPDATE_PLAN => match parse_args::<PlanArgs>(name, arguments) {
             Ok(args) => {
                 let (explanation, plan) = args.into_items();
+                state.plan = plan.clone();
                 sink.record(EventKind::PlanUpdated { explanation, plan }).await;
                 Ok("Plan updated.".into())
             }

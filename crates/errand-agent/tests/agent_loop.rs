@@ -14,20 +14,33 @@ use errand_sandbox::{
 };
 
 /// Answers each turn from a list; records every request.
+#[derive(Default)]
 struct FakeModel {
     turns: Mutex<Vec<Result<Vec<Item>, ModelError>>>,
     requests: Mutex<Vec<ModelRequest>>,
     hang: bool,
+    /// Like a real endpoint: input tokens are the request's size (about 4 bytes a token), and a
+    /// request over this many tokens is refused as too long.
+    window: Option<u64>,
+    /// Input tokens are the request's size, not a fixed 10.
+    measure_input: bool,
+    /// Summary requests (compaction) answered so far; they do not consume scripted turns.
+    summaries: Mutex<Vec<ModelRequest>>,
 }
 
 impl FakeModel {
     fn new(turns: Vec<Vec<Item>>) -> Self {
-        Self {
-            turns: Mutex::new(turns.into_iter().rev().map(Ok).collect()),
-            requests: Mutex::default(),
-            hang: false,
-        }
+        Self { turns: Mutex::new(turns.into_iter().rev().map(Ok).collect()), ..Self::default() }
     }
+}
+
+fn request_tokens(request: &ModelRequest) -> u64 {
+    (request.instructions.len() + serde_json::to_string(&request.input).unwrap().len()) as u64 / 4
+}
+
+fn is_summary_request(request: &ModelRequest) -> bool {
+    matches!(request.input.last(), Some(Item::Message { role: Role::User, text })
+        if text.contains("about to be compacted"))
 }
 
 #[async_trait::async_trait]
@@ -37,6 +50,21 @@ impl Model for FakeModel {
         request: &ModelRequest,
         _progress: &mut (dyn FnMut(ModelProgress) + Send),
     ) -> Result<ModelTurn, ModelError> {
+        let tokens = request_tokens(request);
+        if let Some(window) = self.window
+            && tokens > window
+        {
+            let message = format!("{tokens} tokens > {window}");
+            return Err(ModelError::ContextLengthExceeded { model: "fake".into(), message });
+        }
+        let input = if self.measure_input { tokens } else { 10 };
+        let usage = TokenUsage { input, cached_input: 2, output: 5, reasoning: 0 };
+        if is_summary_request(request) {
+            let mut summaries = self.summaries.lock().unwrap();
+            summaries.push(request.clone());
+            let text = format!("SUMMARY {}: ran the big commands", summaries.len());
+            return Ok(ModelTurn { items: vec![say(&text)], usage, response_id: None });
+        }
         self.requests.lock().unwrap().push(request.clone());
         if self.hang {
             std::future::pending::<()>().await;
@@ -44,11 +72,7 @@ impl Model for FakeModel {
         let next = self.turns.lock().unwrap().pop();
         let items =
             next.unwrap_or_else(|| Ok(vec![call("again", "shell", r#"{"command":["true"]}"#)]))?;
-        Ok(ModelTurn {
-            items,
-            usage: TokenUsage { input: 10, cached_input: 2, output: 5, reasoning: 0 },
-            response_id: None,
-        })
+        Ok(ModelTurn { items, usage, response_id: None })
     }
 }
 
@@ -336,8 +360,7 @@ async fn a_model_failure_fails_the_attempt_with_its_message() {
     let sandbox = FakeSandbox::default();
     let model = FakeModel {
         turns: Mutex::new(vec![Err(ModelError::Config("no endpoint".into()))]),
-        requests: Mutex::default(),
-        hang: false,
+        ..FakeModel::default()
     };
     let mut log = MemoryLog::default();
     let result = run_attempt(&spec(), &sandbox, &model, &AgentConfig::default(), &mut log).await;
@@ -402,4 +425,209 @@ async fn budgets_hold_to_the_turn_that_crosses_them() {
         assert_eq!(last_usage.0.input + last_usage.0.output, 45);
         assert_eq!(last_usage.1.is_some(), config.prices.is_some());
     }
+}
+
+/// A sandbox whose `big` command prints about `bytes` of output, in 100-byte lines.
+fn sandbox_with_big_output(bytes: usize) -> FakeSandbox {
+    let line: &'static str = Box::leak(format!("{}\n", "b".repeat(99)).into_boxed_str());
+    let mut sandbox = FakeSandbox::default();
+    sandbox.outputs.insert("big".into(), (vec![line; bytes / 100], 0));
+    sandbox.outputs.insert("small".into(), (vec!["ok\n"], 0));
+    sandbox.files.insert("a.py".into(), "x = 1\n".into());
+    sandbox
+}
+
+fn run(id: &str, command: &str) -> Vec<Item> {
+    vec![call(id, "shell", &format!(r#"{{"command":["{command}"]}}"#))]
+}
+
+/// Every call in a request has its output and every output its call.
+fn assert_calls_paired(request: &ModelRequest) {
+    let calls: Vec<&str> = request
+        .input
+        .iter()
+        .filter_map(|i| match i {
+            Item::FunctionCall { call_id, .. } => Some(call_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    let outputs: Vec<&str> = request
+        .input
+        .iter()
+        .filter_map(|i| match i {
+            Item::FunctionCallOutput { call_id, .. } => Some(call_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(calls, outputs, "calls and outputs must pair up");
+}
+
+fn compactions(events: &[Event]) -> Vec<(String, u32, u32, u32, u64, u64)> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ContextCompacted {
+                trigger,
+                turns_summarized,
+                turns_kept,
+                turns_dropped,
+                tokens_before,
+                tokens_after,
+                ..
+            } => Some((
+                trigger.clone(),
+                *turns_summarized,
+                *turns_kept,
+                *turns_dropped,
+                *tokens_before,
+                *tokens_after,
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_long_run_is_compacted_near_the_window_and_keeps_task_plan_and_recent_turns() {
+    let sandbox = sandbox_with_big_output(6000);
+    let plan = r#"{"plan":[{"step":"run the big ones","status":"in_progress"}]}"#;
+    let mut turns = vec![vec![call("p1", "update_plan", plan)]];
+    for n in 1..=6 {
+        turns.push(run(&format!("big{n}"), "big"));
+    }
+    turns.push(run("small1", "small"));
+    turns.push(vec![say("Done\n\nThe first run: log:7#L1-L2; a.py:L1.")]);
+    let model = FakeModel { measure_input: true, ..FakeModel::new(turns) };
+    // ~1.5k tokens a big turn: the 6.4k-token threshold is crossed after a few of them.
+    let config = AgentConfig { context_window: Some(8_000), ..AgentConfig::default() };
+    let mut log = MemoryLog::default();
+    let result = run_attempt(&spec(), &sandbox, &model, &config, &mut log).await;
+    assert_eq!(result.outcome.state, AttemptState::Succeeded, "{}", result.outcome.reason);
+
+    let done = compactions(log.events());
+    assert!(!done.is_empty(), "no compaction in {:?}", kinds(log.events()));
+    for (trigger, summarized, _kept, dropped, before, after) in &done {
+        assert_eq!(trigger, "auto");
+        assert!(*summarized >= 1 && *dropped == 0);
+        assert!(before >= &6_400 && after < before, "{before} → {after}");
+    }
+    let requests = model.requests.lock().unwrap();
+    let summaries = model.summaries.lock().unwrap();
+    assert_eq!(summaries.len(), done.len());
+    // The summary request is the conversation so far, under the same instructions and tools.
+    let asked = &summaries[0];
+    assert_eq!(asked.instructions, requests[0].instructions);
+    assert_eq!(asked.tools, requests[0].tools);
+    assert!(serde_json::to_string(&asked.input).unwrap().contains("big1"));
+
+    // The first request after the first compaction: head, bridge, then whole recent turns.
+    let first_after = requests
+        .iter()
+        .find(|r| serde_json::to_string(&r.input).unwrap().contains("SUMMARY 1"))
+        .expect("a request carries the summary");
+    let input = &first_after.input;
+    assert!(
+        matches!(&input[0], Item::Message { role: Role::Developer, text } if text.contains("<environment>"))
+    );
+    assert!(matches!(&input[1], Item::Message { role: Role::User, text } if text == "do it"));
+    let Item::Message { role: Role::User, text: bridge } = &input[2] else {
+        panic!("no bridge message: {:?}", input[2])
+    };
+    assert!(bridge.contains("<summary>\nSUMMARY 1: ran the big commands\n</summary>"), "{bridge}");
+    assert!(bridge.contains("- [~] run the big ones"), "the plan survives: {bridge}");
+    let text = serde_json::to_string(input).unwrap();
+    assert!(!text.contains("\"p1\""), "the summarised turns are gone");
+    assert!(!text.contains("\"big1\""), "the summarised turns are gone");
+    assert!(request_tokens(first_after) < 6_400);
+    for request in requests.iter() {
+        assert_calls_paired(request);
+    }
+
+    // The summary requests' tokens count in the totals, and log citations from before the
+    // compaction still hold (the log is not the conversation).
+    let turn_usage: u64 = log
+        .events()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::TokenUsage { usage, .. } => Some(usage.input),
+            _ => None,
+        })
+        .sum();
+    assert!(result.usage.input > turn_usage);
+    let first_command =
+        log.events().iter().find(|e| matches!(e.kind, EventKind::CommandStarted { .. }));
+    assert_eq!(first_command.unwrap().seq, 7);
+    let report = result.report.unwrap();
+    assert!(report.citations.iter().all(|c| c.problem.is_none()), "{:?}", report.citations);
+}
+
+#[tokio::test]
+async fn a_request_refused_as_too_long_is_compacted_and_retried_once() {
+    let sandbox = sandbox_with_big_output(6000);
+    let mut turns = Vec::new();
+    for n in 1..=4 {
+        turns.push(run(&format!("big{n}"), "big"));
+    }
+    turns.push(vec![say("Done")]);
+    // No configured window: only the endpoint's refusal triggers compaction.
+    let model = FakeModel { window: Some(5_000), measure_input: true, ..FakeModel::new(turns) };
+    let mut log = MemoryLog::default();
+    let result = run_attempt(&spec(), &sandbox, &model, &AgentConfig::default(), &mut log).await;
+    assert_eq!(result.outcome.state, AttemptState::Succeeded, "{}", result.outcome.reason);
+    let done = compactions(log.events());
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!(done[0].0, "context_length_exceeded");
+    // Every scripted turn was answered once: the refused request was retried, not skipped.
+    assert_eq!(result.turns, 5);
+    assert_eq!(sandbox.execs.lock().unwrap().len(), 4, "no command ran twice");
+}
+
+#[tokio::test]
+async fn a_summary_request_that_is_too_long_leaves_out_the_oldest_turns() {
+    // The window fits the last turns but not the summary request of all of them.
+    let sandbox = sandbox_with_big_output(9000);
+    let mut turns = Vec::new();
+    for n in 1..=3 {
+        turns.push(run(&format!("big{n}"), "big"));
+    }
+    turns.push(vec![say("Done")]);
+    let model = FakeModel { window: Some(6_000), measure_input: true, ..FakeModel::new(turns) };
+    let mut log = MemoryLog::default();
+    let result = run_attempt(&spec(), &sandbox, &model, &AgentConfig::default(), &mut log).await;
+    assert_eq!(result.outcome.state, AttemptState::Succeeded, "{}", result.outcome.reason);
+    let done = compactions(log.events());
+    assert!(done.iter().any(|c| c.3 > 0), "{done:?}");
+    let summaries = model.summaries.lock().unwrap();
+    assert!(summaries.iter().all(|r| request_tokens(r) <= 6_000));
+}
+
+#[tokio::test]
+async fn an_overflow_that_compaction_cannot_fix_fails_with_a_clear_reason() {
+    // The very first request is too long: there is nothing older to summarise.
+    let sandbox = FakeSandbox::default();
+    let model = FakeModel { window: Some(100), ..FakeModel::new(vec![vec![say("Done")]]) };
+    let mut log = MemoryLog::default();
+    let result = run_attempt(&spec(), &sandbox, &model, &AgentConfig::default(), &mut log).await;
+    assert_eq!(result.outcome.state, AttemptState::Failed);
+    assert!(
+        result.outcome.reason.contains("exceeds the model's context window and could not be compacted: there are no older turns"),
+        "{}",
+        result.outcome.reason
+    );
+
+    // Compacted, but the conversation is still too long: one retry, then a failure that says so.
+    let sandbox = sandbox_with_big_output(4000);
+    let too_long =
+        || Err(ModelError::ContextLengthExceeded { model: "fake".into(), message: "no".into() });
+    let turns = vec![too_long(), too_long(), Ok(run("b2", "big")), Ok(run("b1", "big"))];
+    let model = FakeModel { turns: Mutex::new(turns), ..FakeModel::default() };
+    let mut log = MemoryLog::default();
+    let result = run_attempt(&spec(), &sandbox, &model, &AgentConfig::default(), &mut log).await;
+    assert_eq!(result.outcome.state, AttemptState::Failed);
+    assert!(
+        result.outcome.reason.starts_with("the model request failed (after compacting it): "),
+        "{}",
+        result.outcome.reason
+    );
+    assert_eq!(compactions(log.events()).len(), 1);
 }

@@ -122,6 +122,29 @@ impl HumanRenderer {
             EventKind::ModelRetry { attempt, delay_ms, error } => {
                 writeln!(out, "! model request failed ({error}); retry {attempt} in {delay_ms} ms")
             }
+            EventKind::ContextCompacted {
+                trigger,
+                tokens_before,
+                tokens_after,
+                turns_summarized,
+                turns_kept,
+                turns_dropped,
+                ..
+            } => {
+                let why = if trigger == "auto" { "near the context window" } else { trigger };
+                let dropped = if *turns_dropped > 0 {
+                    format!(", {turns_dropped} oldest left out")
+                } else {
+                    String::new()
+                };
+                writeln!(
+                    out,
+                    "⇣ context compacted ({why}): {turns_summarized} turns summarised{dropped}, \
+                     {turns_kept} kept · ~{}k → ~{}k tokens",
+                    tokens_before.div_ceil(1000),
+                    tokens_after.div_ceil(1000)
+                )
+            }
             EventKind::DiffReady { files } => {
                 let (plus, minus) =
                     files.iter().fold((0, 0), |(p, m), f| (p + f.insertions, m + f.deletions));

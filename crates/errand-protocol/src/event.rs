@@ -88,12 +88,36 @@ pub enum EventKind {
     LimitReached { limit: String, detail: String },
     /// The model endpoint failed and Errand will retry after `delay_ms`.
     ModelRetry { attempt: u32, delay_ms: u64, error: String },
+    /// The conversation neared the model's context window (`trigger: "auto"`) or the endpoint
+    /// refused it as too long (`"context_length_exceeded"`), so the model summarised its older
+    /// turns and the summary replaced them. The task, the AGENTS.md instructions, the plan and
+    /// the most recent turns are kept verbatim. Token counts are estimates.
+    ContextCompacted {
+        turn: u32,
+        trigger: String,
+        tokens_before: u64,
+        tokens_after: u64,
+        /// Model turns replaced by the summary, and the recent turns kept as they were.
+        turns_summarized: u32,
+        turns_kept: u32,
+        /// The oldest turns left out of the summary because even the summary request did not
+        /// fit the context window.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        turns_dropped: u32,
+        summary: String,
+        /// Tokens the summary request used (also counted in the attempt's totals and budgets).
+        usage: TokenUsage,
+    },
     /// The final diff was computed.
     DiffReady { files: Vec<FileChange> },
     /// The final report, citations checked.
     ReportReady { report: Report },
     /// The attempt is over. Always the last event.
     Finished { outcome: AttemptOutcome },
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The life of an attempt: `queued → preparing → running → {succeeded, failed, cancelled, timed_out}`.
