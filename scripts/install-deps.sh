@@ -7,6 +7,8 @@ need=()
 command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)   # the local sandbox
 command -v git >/dev/null 2>&1 || need+=(git)            # checkouts and diffs
 [ -x /usr/bin/python3 ] || need+=(python3)               # the demo and test repositories run Python tests
+# tests/sdk_conformance.rs installs the official SDKs into a venv; Debian keeps ensurepip apart.
+/usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

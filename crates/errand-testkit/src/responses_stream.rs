@@ -45,6 +45,12 @@ impl ResponseEvents {
             "status": "in_progress",
             "model": model,
             "output": [],
+            // Required in every Response object (openai-python's `Response` model rejects one
+            // without them; tests/sdk_conformance.rs): the API's defaults for a request that
+            // sets none of them.
+            "parallel_tool_calls": true,
+            "tool_choice": "auto",
+            "tools": [],
             "usage": null,
             "error": null,
         });
