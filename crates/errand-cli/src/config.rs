@@ -257,6 +257,7 @@ impl Config {
             } else {
                 errand_model::Provider::Responses
             },
+            max_output_tokens: None,
         }
     }
 

@@ -17,9 +17,12 @@ use crate::error::{AttemptError, ModelError};
 use crate::retry::classify_failed;
 use crate::sse::SseEvent;
 
+/// The key variable named in advice about this protocol's errors.
+const KEY_ENV: &str = crate::config::Provider::ChatCompletions.key_env();
+
 /// The body of `POST {base_url}/chat/completions`.
 pub fn request_body(config: &ModelConfig, request: &ModelRequest) -> Value {
-    json!({
+    let mut body = json!({
         "model": config.model,
         "messages": messages(request),
         "tools": request.tools.iter().map(tool).collect::<Vec<_>>(),
@@ -27,7 +30,13 @@ pub fn request_body(config: &ModelConfig, request: &ModelRequest) -> Value {
         "stream": true,
         "stream_options": { "include_usage": true },
         "parallel_tool_calls": request.parallel_tool_calls,
-    })
+    });
+    // `max_tokens`, not OpenAI's newer `max_completion_tokens`: the name vLLM, llama.cpp and
+    // Ollama all accept.
+    if let Some(max) = config.max_output_tokens {
+        body["max_tokens"] = json!(max);
+    }
+    body
 }
 
 /// The conversation as chat messages: instructions first as `system`, consecutive tool calls
@@ -183,7 +192,7 @@ impl<'a> ChatBuilder<'a> {
                 "" => field("type"),
                 code => code,
             };
-            return Err(classify_failed(code, message, self.model));
+            return Err(classify_failed(code, message, self.model, KEY_ENV));
         }
         if self.response_id.is_none() {
             self.response_id = data.get("id").and_then(Value::as_str).map(str::to_string);

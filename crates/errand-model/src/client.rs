@@ -1,5 +1,5 @@
-//! [`ModelClient`]: one streamed call per turn (Responses or Chat Completions, per
-//! [`Provider`]), retried through transient failures.
+//! [`ModelClient`]: one streamed call per turn (Responses, Chat Completions or Anthropic
+//! Messages, per [`Provider`]), retried through transient failures.
 
 use std::time::Duration;
 
@@ -7,6 +7,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 
+use crate::anthropic;
+use crate::anthropic_stream::MessagesBuilder;
 use crate::chat::{self, ChatBuilder};
 use crate::config::{ModelConfig, Provider};
 use crate::conversation::{ModelRequest, ModelTurn};
@@ -28,8 +30,8 @@ pub enum ModelProgress {
     Retrying { attempt: u32, delay: Duration, error: String },
 }
 
-/// A client for one model endpoint: OpenAI Responses (OpenAI itself or a compatible server) or
-/// OpenAI-compatible Chat Completions.
+/// A client for one model endpoint: OpenAI Responses (OpenAI itself or a compatible server),
+/// OpenAI-compatible Chat Completions, or Anthropic Messages.
 #[derive(Debug, Clone)]
 pub struct ModelClient {
     config: ModelConfig,
@@ -58,11 +60,14 @@ impl ModelClient {
         if let Some(key) = &config.api_key
             && reqwest::header::HeaderValue::from_str(&format!("Bearer {key}")).is_err()
         {
-            return Err(ModelError::Config(
+            return Err(ModelError::Config(format!(
                 "the API key contains characters not allowed in an HTTP header (a stray \
-                 newline?); check OPENAI_API_KEY"
-                    .into(),
-            ));
+                 newline?); check {}",
+                config.provider.key_env()
+            )));
+        }
+        if config.provider == Provider::Anthropic {
+            anthropic::check_config(&config)?;
         }
         let http = reqwest::Client::builder()
             .connect_timeout(config.idle_timeout.min(MAX_CONNECT_TIMEOUT))
@@ -86,6 +91,7 @@ impl ModelClient {
         let body = match self.config.provider {
             Provider::Responses => responses::request_body(&self.config, request),
             Provider::ChatCompletions => chat::request_body(&self.config, request),
+            Provider::Anthropic => anthropic::request_body(&self.config, request),
         };
         let body = serde_json::to_vec(&body)
             .map_err(|e| ModelError::Config(format!("cannot encode the request: {e}")))?;
@@ -127,8 +133,17 @@ impl ModelClient {
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, "text/event-stream")
             .body(body);
-        if let Some(key) = &self.config.api_key {
-            request = request.bearer_auth(key);
+        match (&self.config.api_key, self.config.provider) {
+            // Anthropic: the key in `x-api-key`, and a required `anthropic-version`
+            // (docs.anthropic.com/en/api/overview).
+            (key, Provider::Anthropic) => {
+                request = request.header("anthropic-version", anthropic::API_VERSION);
+                if let Some(key) = key {
+                    request = request.header("x-api-key", key);
+                }
+            }
+            (Some(key), _) => request = request.bearer_auth(key),
+            (None, _) => {}
         }
         let response = match tokio::time::timeout(idle, request.send()).await {
             Err(_) => return Err(transient(format!("no response within {}s", idle.as_secs_f32()))),
@@ -152,6 +167,7 @@ impl ModelClient {
                 wish,
                 &self.config.model,
                 &self.endpoint,
+                self.config.provider.key_env(),
             ));
         }
         let content_type = response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
@@ -172,6 +188,9 @@ impl ModelClient {
             Provider::Responses => Decoder::Responses(TurnBuilder::new(model, endpoint)),
             Provider::ChatCompletions => {
                 Decoder::Chat(ChatBuilder::new(model, endpoint, turn_request))
+            }
+            Provider::Anthropic => {
+                Decoder::Messages(MessagesBuilder::new(model, endpoint, turn_request))
             }
         };
         let end = decoder.end_marker();
@@ -209,6 +228,7 @@ impl ModelClient {
 enum Decoder<'a> {
     Responses(TurnBuilder<'a>),
     Chat(ChatBuilder<'a>),
+    Messages(MessagesBuilder<'a>),
 }
 
 impl Decoder<'_> {
@@ -217,6 +237,7 @@ impl Decoder<'_> {
         match self {
             Decoder::Responses(_) => "response.completed",
             Decoder::Chat(_) => "[DONE]",
+            Decoder::Messages(_) => "message_stop",
         }
     }
 
@@ -228,6 +249,7 @@ impl Decoder<'_> {
         match self {
             Decoder::Responses(builder) => builder.event(event, progress),
             Decoder::Chat(builder) => builder.event(event, progress),
+            Decoder::Messages(builder) => builder.event(event, progress),
         }
     }
 }

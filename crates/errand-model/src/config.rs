@@ -15,6 +15,56 @@ pub enum Provider {
     /// `POST {base_url}/chat/completions`.
     #[serde(rename = "chat-completions")]
     ChatCompletions,
+    /// Anthropic Messages API: `POST {base_url}/messages` with `x-api-key` and
+    /// `anthropic-version` headers.
+    #[serde(rename = "anthropic")]
+    Anthropic,
+}
+
+impl Provider {
+    /// The name used in `errand.toml` and `ERRAND_MODEL_PROVIDER`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Provider::Responses => "openai-responses",
+            Provider::ChatCompletions => "chat-completions",
+            Provider::Anthropic => "anthropic",
+        }
+    }
+
+    /// Parses a name as written in `errand.toml` or `ERRAND_MODEL_PROVIDER`.
+    pub fn from_name(name: &str) -> Option<Provider> {
+        [Provider::Responses, Provider::ChatCompletions, Provider::Anthropic]
+            .into_iter()
+            .find(|provider| provider.name() == name)
+    }
+
+    /// The API root used when none is configured.
+    pub const fn default_base_url(self) -> &'static str {
+        match self {
+            Provider::Responses | Provider::ChatCompletions => "https://api.openai.com/v1",
+            Provider::Anthropic => "https://api.anthropic.com/v1",
+        }
+    }
+
+    /// The model used when none is configured.
+    pub const fn default_model(self) -> &'static str {
+        match self {
+            // OpenAI's coding-tuned model for the Responses API, trained on the Codex tool shapes
+            // (shell argv, freeform apply_patch, update_plan) that Errand's agent offers.
+            Provider::Responses | Provider::ChatCompletions => "gpt-5-codex",
+            // Anthropic's balanced coding model; its alias follows the newest snapshot. It still
+            // takes `thinking.budget_tokens`, which Errand's `reasoning_effort` levels map to.
+            Provider::Anthropic => "claude-sonnet-4-5",
+        }
+    }
+
+    /// The environment variable that conventionally holds the provider's key, named in advice.
+    pub const fn key_env(self) -> &'static str {
+        match self {
+            Provider::Responses | Provider::ChatCompletions => "OPENAI_API_KEY",
+            Provider::Anthropic => "ANTHROPIC_API_KEY",
+        }
+    }
 }
 
 /// Settings for one model endpoint. `errand-cli` fills it from `errand.toml` and `ERRAND_MODEL*`.
@@ -23,7 +73,8 @@ pub struct ModelConfig {
     /// The API root, e.g. `https://api.openai.com/v1`; the client POSTs `{base_url}/responses`.
     pub base_url: String,
     pub model: String,
-    /// Sent as `Authorization: Bearer <key>` when set (local servers often need none).
+    /// Sent as `Authorization: Bearer <key>` (Anthropic: `x-api-key: <key>`) when set (local
+    /// servers often need none).
     pub api_key: Option<String>,
     /// Retries after the first attempt for transient failures (rate limits, 5xx, dropped streams).
     pub max_retries: u32,
@@ -36,15 +87,22 @@ pub struct ModelConfig {
     pub reasoning_effort: Option<String>,
     /// The wire protocol; Chat Completions ignores `reasoning_effort`.
     pub provider: Provider,
+    /// The most tokens one answer may have (thinking included). `None`: the endpoint's own
+    /// default, except for Anthropic, whose API requires a value
+    /// ([`ANTHROPIC_DEFAULT_MAX_TOKENS`]).
+    pub max_output_tokens: Option<u32>,
 }
+
+/// `max_tokens` sent to Anthropic when none is configured: what current Claude models can all
+/// produce in one answer (Claude Opus 4 and 4.1 stop at 32 000), and room for the largest
+/// thinking budget with an answer after it.
+pub const ANTHROPIC_DEFAULT_MAX_TOKENS: u32 = 32_000;
 
 impl Default for ModelConfig {
     fn default() -> Self {
         Self {
-            base_url: "https://api.openai.com/v1".to_string(),
-            // OpenAI's coding-tuned model for the Responses API, trained on the Codex tool shapes
-            // (shell argv, freeform apply_patch, update_plan) that Errand's agent offers.
-            model: "gpt-5-codex".to_string(),
+            base_url: Provider::Responses.default_base_url().to_string(),
+            model: Provider::Responses.default_model().to_string(),
             api_key: None,
             max_retries: 4,
             retry_base_delay: Duration::from_secs(1),
@@ -53,6 +111,7 @@ impl Default for ModelConfig {
             idle_timeout: Duration::from_secs(120),
             reasoning_effort: None,
             provider: Provider::Responses,
+            max_output_tokens: None,
         }
     }
 }
@@ -68,11 +127,17 @@ impl ModelConfig {
         format!("{}/chat/completions", self.base_url.trim_end_matches('/'))
     }
 
+    /// The Anthropic Messages endpoint: `{base_url}/messages`.
+    pub fn messages_url(&self) -> String {
+        format!("{}/messages", self.base_url.trim_end_matches('/'))
+    }
+
     /// The URL this configuration's provider POSTs to.
     pub fn endpoint_url(&self) -> String {
         match self.provider {
             Provider::Responses => self.responses_url(),
             Provider::ChatCompletions => self.chat_completions_url(),
+            Provider::Anthropic => self.messages_url(),
         }
     }
 }

@@ -40,7 +40,13 @@ pub enum Item {
         call_id: String,
         output: String,
     },
-    /// The model's reasoning; `encrypted_content` is passed back verbatim when the provider gives it.
+    /// The model's reasoning: `summary` is what the user is shown; `encrypted_content` is passed
+    /// back verbatim when the provider gives it.
+    ///
+    /// Anthropic: a `thinking` block has its text as the only `summary` entry (none when empty)
+    /// and its `signature` in `encrypted_content`; a `redacted_thinking` block has no summary, its
+    /// `data` in `encrypted_content`, and an `id` that starts with `redacted_thinking`. Both go
+    /// back unchanged, as that API requires.
     Reasoning {
         id: String,
         summary: Vec<String>,

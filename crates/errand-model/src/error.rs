@@ -5,12 +5,13 @@ use std::time::Duration;
 /// A model turn that could not be completed. `Display` is one sentence a user can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ModelError {
-    /// HTTP 401/403: the key is missing, wrong, or lacks access.
+    /// HTTP 401/403: the key is missing, wrong, or lacks access. `key_env` is the variable the
+    /// provider's key conventionally lives in (`OPENAI_API_KEY`, `ANTHROPIC_API_KEY`).
     #[error(
         "the model endpoint `{endpoint}` refused the API key (HTTP {status}: {message}); check \
-         OPENAI_API_KEY (or the key variable configured for your endpoint)"
+         {key_env} (or the key variable configured for your endpoint)"
     )]
-    Unauthorized { status: u16, endpoint: String, message: String },
+    Unauthorized { status: u16, endpoint: String, message: String, key_env: String },
 
     /// HTTP 404: wrong model name or base URL.
     #[error(
@@ -34,15 +35,16 @@ pub enum ModelError {
     )]
     ContextLengthExceeded { model: String, message: String },
 
-    /// The account has no credit left (HTTP 429 `insufficient_quota`): retrying cannot help.
+    /// The account has no credit left (HTTP 429 `insufficient_quota`, Anthropic's "credit
+    /// balance is too low"): retrying cannot help.
     #[error(
         "the model endpoint says the account is out of quota ({message}); check the plan and \
-         billing of the key in OPENAI_API_KEY (or your endpoint's key)"
+         billing of the key in {key_env} (or your endpoint's key)"
     )]
-    QuotaExceeded { message: String },
+    QuotaExceeded { message: String, key_env: String },
 
     /// The model ended the turn with a failure that retrying will not fix (`response.failed`
-    /// with a client-side code, or `response.incomplete`).
+    /// with a client-side code, `response.incomplete`, Anthropic's `refusal`).
     #[error(
         "model `{model}` could not finish the turn ({code}: {message}); rephrase or retry the task"
     )]
@@ -52,7 +54,7 @@ pub enum ModelError {
     #[error(
         "the model endpoint `{endpoint}` sent a response Errand cannot read ({message}); check \
          that ERRAND_MODEL_BASE_URL serves the API that ERRAND_MODEL_PROVIDER names \
-         (openai-responses or chat-completions)"
+         (openai-responses, chat-completions or anthropic)"
     )]
     Protocol { endpoint: String, message: String },
 

@@ -26,6 +26,9 @@ pub fn request_body(config: &ModelConfig, request: &ModelRequest) -> Value {
         // content (Responses API: reasoning items are not persisted when store is false).
         body["include"] = json!(["reasoning.encrypted_content"]);
     }
+    if let Some(max) = config.max_output_tokens {
+        body["max_output_tokens"] = json!(max);
+    }
     body
 }
 

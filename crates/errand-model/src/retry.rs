@@ -69,29 +69,40 @@ impl ErrorBody {
     }
 }
 
-/// An HTTP error status as a final or a transient failure.
+/// An HTTP error status as a final or a transient failure. `key_env` is the provider's usual
+/// key variable, for advice.
 pub fn classify_status(
     status: u16,
     body: ErrorBody,
     server_wish: Option<Duration>,
     model: &str,
     endpoint: &str,
+    key_env: &str,
 ) -> AttemptError {
     let ErrorBody { message, code } = body;
     if is_context_length(&code, &message) {
         return ModelError::ContextLengthExceeded { model: model.to_string(), message }.into();
     }
+    if is_out_of_credit(&message) {
+        return ModelError::QuotaExceeded { message, key_env: key_env.to_string() }.into();
+    }
     match status {
-        401 | 403 => {
-            ModelError::Unauthorized { status, endpoint: endpoint.to_string(), message }.into()
+        401 | 403 => ModelError::Unauthorized {
+            status,
+            endpoint: endpoint.to_string(),
+            message,
+            key_env: key_env.to_string(),
         }
+        .into(),
         404 => ModelError::NotFound {
             model: model.to_string(),
             endpoint: endpoint.to_string(),
             message,
         }
         .into(),
-        429 if code == "insufficient_quota" => ModelError::QuotaExceeded { message }.into(),
+        429 if code == "insufficient_quota" => {
+            ModelError::QuotaExceeded { message, key_env: key_env.to_string() }.into()
+        }
         // 408: the server gave up waiting; 429: rate limited; 529: Anthropic-style "overloaded";
         // other 5xx: the provider's trouble, usually brief. 501 means the path is not supported.
         408 | 429 | 529 | 500..=599 if status != 501 => AttemptError::Transient {
@@ -102,15 +113,20 @@ pub fn classify_status(
     }
 }
 
-/// A `response.failed` (or stream `error` event) as a final or a transient failure.
-pub fn classify_failed(code: &str, message: &str, model: &str) -> AttemptError {
+/// A `response.failed` (or stream `error` event) as a final or a transient failure. `code` is
+/// the error's `code`, or its `type` where the provider has no code (Anthropic).
+pub fn classify_failed(code: &str, message: &str, model: &str, key_env: &str) -> AttemptError {
     let message = truncate(message);
     if is_context_length(code, &message) {
         return ModelError::ContextLengthExceeded { model: model.to_string(), message }.into();
     }
     match code {
-        "insufficient_quota" => ModelError::QuotaExceeded { message }.into(),
-        // Server-side codes (Responses API error codes; `overloaded` from compatible servers).
+        "insufficient_quota" => {
+            ModelError::QuotaExceeded { message, key_env: key_env.to_string() }.into()
+        }
+        // Server-side codes: Responses API error codes; `overloaded` from compatible servers;
+        // Anthropic error types (docs.anthropic.com/en/api/errors: `api_error` is its 500,
+        // `overloaded_error` its 529, both sent mid-stream too; `rate_limit_error` its 429).
         ""
         | "server_error"
         | "rate_limit_exceeded"
@@ -118,7 +134,10 @@ pub fn classify_failed(code: &str, message: &str, model: &str) -> AttemptError {
         | "server_is_overloaded"
         | "slow_down"
         | "internal_error"
-        | "timeout" => AttemptError::Transient {
+        | "timeout"
+        | "api_error"
+        | "overloaded_error"
+        | "rate_limit_error" => AttemptError::Transient {
             retry_after: try_again_in(&message),
             error: format!(
                 "response.failed ({}): {message}",
@@ -131,7 +150,20 @@ pub fn classify_failed(code: &str, message: &str, model: &str) -> AttemptError {
 }
 
 fn is_context_length(code: &str, message: &str) -> bool {
-    code == "context_length_exceeded" || message.contains("context_length_exceeded")
+    code == "context_length_exceeded"
+        || message.contains("context_length_exceeded")
+        // Anthropic answers 400 `invalid_request_error` with "prompt is too long: 210000 tokens >
+        // 200000 maximum", or, when the input fits but `max_tokens` does not, "input length and
+        // `max_tokens` exceed context limit: 178959 + 64000 > 200000, …" (as reported in
+        // docker/docker-agent#569 and continuedev/continue#6080).
+        || message.starts_with("prompt is too long")
+        || message.contains("exceed context limit")
+}
+
+/// Anthropic refuses requests of an account without credit with HTTP 400 "Your credit balance
+/// is too low to access the Anthropic API…": no retry or other request can help.
+fn is_out_of_credit(message: &str) -> bool {
+    message.contains("credit balance is too low")
 }
 
 /// OpenAI rate-limit messages say "Please try again in 1.5s" (or "in 120ms").
@@ -200,7 +232,8 @@ mod tests {
     #[test]
     fn status_classes() {
         let classify = |status, body: &str| {
-            classify_status(status, ErrorBody::parse(body, status), None, "m", "http://x/responses")
+            let body = ErrorBody::parse(body, status);
+            classify_status(status, body, None, "m", "http://x/responses", "OPENAI_API_KEY")
         };
         let transient = |e: &AttemptError| matches!(e, AttemptError::Transient { .. });
         for status in [408, 429, 500, 502, 503, 504, 529] {
@@ -222,18 +255,68 @@ mod tests {
         assert_eq!(error, "HTTP 502: <html>bad gateway</html>");
     }
 
+    /// Anthropic's error bodies: `{"type":"error","error":{"type":…,"message":…}}`.
+    #[test]
+    fn anthropic_error_bodies() {
+        let classify = |status, kind: &str, message: &str| {
+            let body = serde_json::json!({"type": "error",
+                "error": {"type": kind, "message": message}, "request_id": "req_1"});
+            let body = ErrorBody::parse(&body.to_string(), status);
+            classify_status(status, body, None, "m", "http://x/messages", "ANTHROPIC_API_KEY")
+        };
+        let long = classify(
+            400,
+            "invalid_request_error",
+            "prompt is too long: 210000 tokens > 200000 maximum",
+        );
+        assert!(matches!(long, AttemptError::Fatal(ModelError::ContextLengthExceeded { .. })));
+        let both = classify(
+            400,
+            "invalid_request_error",
+            "input length and `max_tokens` exceed context limit: 178959 + 64000 > 200000, \
+             decrease input length or `max_tokens` and try again",
+        );
+        assert!(matches!(both, AttemptError::Fatal(ModelError::ContextLengthExceeded { .. })));
+        let other = classify(400, "invalid_request_error", "messages: roles must alternate");
+        assert!(matches!(other, AttemptError::Fatal(ModelError::BadRequest { .. })));
+        let AttemptError::Fatal(key) = classify(401, "authentication_error", "invalid x-api-key")
+        else {
+            panic!()
+        };
+        assert!(key.to_string().contains("check ANTHROPIC_API_KEY"), "{key}");
+        let credit = classify(
+            400,
+            "invalid_request_error",
+            "Your credit balance is too low to access the Anthropic API.",
+        );
+        let AttemptError::Fatal(credit @ ModelError::QuotaExceeded { .. }) = credit else {
+            panic!()
+        };
+        assert!(credit.to_string().contains("ANTHROPIC_API_KEY"), "{credit}");
+        let AttemptError::Transient { error, .. } = classify(529, "overloaded_error", "Overloaded")
+        else {
+            panic!()
+        };
+        assert_eq!(error, "HTTP 529: Overloaded");
+    }
+
     #[test]
     fn failed_codes() {
+        let classify = |code, message| classify_failed(code, message, "m", "KEY");
+        let transient = |e: &AttemptError| matches!(e, AttemptError::Transient { .. });
+        for code in ["server_error", "overloaded_error", "api_error", "rate_limit_error"] {
+            assert!(transient(&classify(code, "x")), "{code}");
+        }
+        for code in ["invalid_prompt", "invalid_request_error", "permission_error"] {
+            let error = classify(code, "x");
+            assert!(matches!(error, AttemptError::Fatal(ModelError::TurnFailed { .. })), "{code}");
+        }
         assert!(matches!(
-            classify_failed("server_error", "x", "m"),
-            AttemptError::Transient { .. }
+            classify("context_length_exceeded", "x"),
+            AttemptError::Fatal(ModelError::ContextLengthExceeded { .. })
         ));
         assert!(matches!(
-            classify_failed("invalid_prompt", "x", "m"),
-            AttemptError::Fatal(ModelError::TurnFailed { .. })
-        ));
-        assert!(matches!(
-            classify_failed("context_length_exceeded", "x", "m"),
+            classify("invalid_request_error", "prompt is too long: 3 tokens > 2 maximum"),
             AttemptError::Fatal(ModelError::ContextLengthExceeded { .. })
         ));
     }

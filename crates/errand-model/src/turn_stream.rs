@@ -12,6 +12,9 @@ use crate::responses;
 use crate::retry::classify_failed;
 use crate::sse::SseEvent;
 
+/// The key variable named in advice about this protocol's errors.
+const KEY_ENV: &str = crate::config::Provider::Responses.key_env();
+
 pub struct TurnBuilder<'a> {
     model: &'a str,
     endpoint: &'a str,
@@ -68,7 +71,7 @@ impl<'a> TurnBuilder<'a> {
                     "" => "the model endpoint reported a failure without a message",
                     message => message,
                 };
-                return Err(classify_failed(field("code"), message, self.model));
+                return Err(classify_failed(field("code"), message, self.model, KEY_ENV));
             }
             "response.incomplete" => {
                 let reason = data
@@ -83,7 +86,9 @@ impl<'a> TurnBuilder<'a> {
                 .into());
             }
             // A stream-level error event: `{"type":"error","code":…,"message":…}`.
-            "error" => return Err(classify_failed(text("code"), text("message"), self.model)),
+            "error" => {
+                return Err(classify_failed(text("code"), text("message"), self.model, KEY_ENV));
+            }
             // Responses API adds event types over time; unknown ones carry nothing we need.
             _ => {}
         }

@@ -25,6 +25,7 @@ fn client(server: &ScriptedModel, max_retries: u32) -> ModelClient {
         idle_timeout: Duration::from_secs(10),
         reasoning_effort: None,
         provider: Provider::ChatCompletions,
+        max_output_tokens: None,
     })
     .unwrap()
 }

@@ -25,6 +25,7 @@ fn config(base_url: String, max_retries: u32) -> ModelConfig {
         idle_timeout: Duration::from_secs(10),
         reasoning_effort: None,
         provider: errand_model::Provider::Responses,
+        max_output_tokens: None,
     }
 }
 
