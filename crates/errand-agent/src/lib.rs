@@ -5,6 +5,7 @@
 //! workspace comes through the `Sandbox` trait; it runs in the worker, never inside the sandbox,
 //! so model keys never enter the agent's computer.
 
+pub mod bench;
 mod compact;
 mod events;
 mod instructions;

@@ -21,12 +21,80 @@ pub enum BenchCommand {
         #[arg(long)]
         repo: Option<PathBuf>,
     },
+    /// Per-turn overhead of the agent loop (everything but waiting for the model and running
+    /// commands), with a zero-latency model and a sandbox that answers at once; JSON-encoding
+    /// each turn's request is the baseline.
+    Agent {
+        /// Turns per run.
+        #[arg(long, default_value_t = 200)]
+        turns: u32,
+        /// Runs; the figures are the medians of the runs' percentiles.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
 }
 
 pub async fn run(command: BenchCommand, config: Config) -> anyhow::Result<i32> {
     match command {
         BenchCommand::Sandbox { runs, repo } => sandbox(runs, repo, config).await,
+        BenchCommand::Agent { turns, runs } => agent(turns, runs).await,
     }
+}
+
+async fn agent(turns: u32, runs: usize) -> anyhow::Result<i32> {
+    if turns < 2 || runs == 0 {
+        bail!("--turns must be at least 2 and --runs at least 1");
+    }
+    let mut benches = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        benches.push(errand_agent::bench::agent_loop(turns).await.map_err(anyhow::Error::msg)?);
+    }
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let median = |pick: &dyn Fn(&errand_agent::bench::LoopBench) -> Duration| {
+        let mut values: Vec<Duration> = benches.iter().map(pick).collect();
+        values.sort();
+        values[values.len() / 2]
+    };
+    println!(
+        "errand bench agent: {runs} runs of {turns} turns, {} cores; medians over the runs",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
+    println!("{:<46} {:>9} {:>9} {:>9} {:>9}", "per turn", "p50 µs", "p90 µs", "p99 µs", "max µs");
+    let overhead = [
+        median(&|b| b.overhead.p50),
+        median(&|b| b.overhead.p90),
+        median(&|b| b.overhead.p99),
+        median(&|b| b.overhead.max),
+    ];
+    let encode = [
+        median(&|b| b.encode.p50),
+        median(&|b| b.encode.p90),
+        median(&|b| b.encode.p99),
+        median(&|b| b.encode.max),
+    ];
+    for (name, values) in
+        [("agent loop overhead", overhead), ("baseline: JSON-encode the request", encode)]
+    {
+        println!(
+            "{name:<46} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
+            us(values[0]),
+            us(values[1]),
+            us(values[2]),
+            us(values[3])
+        );
+    }
+    let last = &benches[benches.len() - 1];
+    println!(
+        "whole run: {:.1} ms, {} events, last request {} KiB",
+        median(&|b| b.total).as_secs_f64() * 1e3,
+        last.events,
+        last.final_request_bytes / 1024
+    );
+    println!(
+        "ratio of p50s (overhead / baseline): {:.2}",
+        overhead[0].as_secs_f64() / encode[0].as_secs_f64().max(1e-9)
+    );
+    Ok(0)
 }
 
 async fn sandbox(runs: usize, repo: Option<PathBuf>, config: Config) -> anyhow::Result<i32> {
