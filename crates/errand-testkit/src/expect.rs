@@ -1,15 +1,16 @@
 //! Checking a request against a turn's [`Expect`]ations.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::script::Expect;
+use crate::server::Wire;
 
 /// How much of the received text a violation message quotes.
 const QUOTE_LIMIT: usize = 300;
 
 /// `Err` describes the first unmet expectation: what was expected and what was received.
-pub fn check(expect: &Expect, raw_body: &str, body: &Value) -> Result<(), String> {
-    // Responses sends `input` items; Chat Completions sends `messages`.
+pub fn check(expect: &Expect, raw_body: &str, body: &Value, wire: Wire) -> Result<(), String> {
+    // Responses sends `input` items; Chat Completions and Anthropic Messages send `messages`.
     let input = body
         .get("input")
         .or_else(|| body.get("messages"))
@@ -18,36 +19,40 @@ pub fn check(expect: &Expect, raw_body: &str, body: &Value) -> Result<(), String
         .unwrap_or(&[]);
 
     if !expect.last_tool_output_contains.is_empty() {
-        let last = input.iter().rev().find(|item| {
-            matches!(
-                item.get("type").and_then(Value::as_str),
-                Some("function_call_output" | "custom_tool_call_output")
-            ) || item.get("role").and_then(Value::as_str) == Some("tool")
-        });
-        let Some(item) = last else {
+        let output = match wire {
+            Wire::Messages => last_tool_result(input),
+            Wire::Responses | Wire::Chat => last_tool_output(input),
+        };
+        let Some(output) = output else {
             return Err(format!(
                 "expected a tool output containing {:?}, but the request has no \
-                 function_call_output or custom_tool_call_output item (nor a `tool` message)",
+                 function_call_output or custom_tool_call_output item (nor a `tool` message, nor a \
+                 `tool_result` block)",
                 expect.last_tool_output_contains
             ));
         };
-        let output =
-            item.get("output").or_else(|| item.get("content")).map(text_of).unwrap_or_default();
         contains_all("the last tool output", &expect.last_tool_output_contains, &output)?;
     }
 
     if !expect.last_user_message_contains.is_empty() {
-        let last = input.iter().rev().find(|item| {
-            item.get("role").and_then(Value::as_str) == Some("user")
-                && item.get("type").and_then(Value::as_str).unwrap_or("message") == "message"
-        });
-        let Some(item) = last else {
+        let text = match wire {
+            Wire::Messages => last_user_text(input),
+            Wire::Responses | Wire::Chat => input
+                .iter()
+                .rev()
+                .find(|item| {
+                    item.get("role").and_then(Value::as_str) == Some("user")
+                        && item.get("type").and_then(Value::as_str).unwrap_or("message")
+                            == "message"
+                })
+                .map(|item| item.get("content").map(text_of).unwrap_or_default()),
+        };
+        let Some(text) = text else {
             return Err(format!(
                 "expected a user message containing {:?}, but the request has none",
                 expect.last_user_message_contains
             ));
         };
-        let text = item.get("content").map(text_of).unwrap_or_default();
         contains_all("the last user message", &expect.last_user_message_contains, &text)?;
     }
 
@@ -74,6 +79,47 @@ pub fn check(expect: &Expect, raw_body: &str, body: &Value) -> Result<(), String
         }
     }
     Ok(())
+}
+
+/// Responses and Chat Completions: the last `*_output` item or `tool` message.
+fn last_tool_output(input: &[Value]) -> Option<String> {
+    let item = input.iter().rev().find(|item| {
+        matches!(
+            item.get("type").and_then(Value::as_str),
+            Some("function_call_output" | "custom_tool_call_output")
+        ) || item.get("role").and_then(Value::as_str) == Some("tool")
+    })?;
+    Some(item.get("output").or_else(|| item.get("content")).map(text_of).unwrap_or_default())
+}
+
+/// The content blocks of an Anthropic message (a string content is one text block).
+fn blocks(message: &Value) -> Vec<Value> {
+    match message.get("content") {
+        Some(Value::String(text)) => vec![json!({"type": "text", "text": text})],
+        Some(Value::Array(blocks)) => blocks.clone(),
+        _ => Vec::new(),
+    }
+}
+
+/// Anthropic Messages: the content of the last `tool_result` block.
+fn last_tool_result(messages: &[Value]) -> Option<String> {
+    messages.iter().rev().find_map(|message| {
+        let result = blocks(message).into_iter().rev().find(|b| b["type"] == "tool_result")?;
+        Some(result.get("content").map(text_of).unwrap_or_default())
+    })
+}
+
+/// Anthropic Messages: the text blocks of the last user message that has any (a message of tool
+/// results only is not what a user said).
+fn last_user_text(messages: &[Value]) -> Option<String> {
+    messages.iter().rev().filter(|m| m["role"] == "user").find_map(|message| {
+        let texts: Vec<String> = blocks(message)
+            .iter()
+            .filter(|b| b["type"] == "text")
+            .filter_map(|b| b["text"].as_str().map(str::to_string))
+            .collect();
+        (!texts.is_empty()).then(|| texts.join("\n"))
+    })
 }
 
 fn contains_all(what: &str, needles: &[String], haystack: &str) -> Result<(), String> {
@@ -109,7 +155,6 @@ pub fn quote(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn expect(f: impl FnOnce(&mut Expect)) -> Expect {
         let mut e = Expect::default();
@@ -141,10 +186,10 @@ mod tests {
         ];
         for (i, (e, ok)) in cases.into_iter().enumerate() {
             assert_eq!(
-                check(&e, &raw, &body).is_ok(),
+                check(&e, &raw, &body, Wire::Responses).is_ok(),
                 ok,
                 "case {i}: {:?}",
-                check(&e, &raw, &body)
+                check(&e, &raw, &body, Wire::Responses)
             );
         }
     }
@@ -152,8 +197,42 @@ mod tests {
     #[test]
     fn no_tool_output_is_a_violation() {
         let e = expect(|e| e.last_tool_output_contains = vec!["x".into()]);
-        let err = check(&e, "{}", &json!({"input": []})).unwrap_err();
+        let err = check(&e, "{}", &json!({"input": []}), Wire::Responses).unwrap_err();
         assert!(err.contains("no function_call_output"), "{err}");
+    }
+
+    #[test]
+    fn messages_requests() {
+        let body = json!({
+            "system": [{"type": "text", "text": "be brief"}],
+            "messages": [
+                {"role": "user", "content": "fix it"},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "a", "name": "shell", "input": {}}]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "a", "content": "3 failed"},
+                    {"type": "tool_result", "tool_use_id": "b",
+                        "content": [{"type": "text", "text": "1 passed"}]},
+                ]},
+            ],
+            "tools": [{"name": "shell", "input_schema": {}}, {"name": "apply_patch", "input_schema": {}}],
+        });
+        let raw = body.to_string();
+        let cases: Vec<(Expect, bool)> = vec![
+            (expect(|e| e.last_tool_output_contains = vec!["1 passed".into()]), true),
+            (expect(|e| e.last_tool_output_contains = vec!["3 failed".into()]), false),
+            (expect(|e| e.last_user_message_contains = vec!["fix it".into()]), true),
+            (expect(|e| e.last_user_message_contains = vec!["passed".into()]), false),
+            (expect(|e| e.tools = vec!["shell".into(), "apply_patch".into()]), true),
+            (expect(|e| e.tools = vec!["update_plan".into()]), false),
+        ];
+        for (i, (e, ok)) in cases.into_iter().enumerate() {
+            let result = check(&e, &raw, &body, Wire::Messages);
+            assert_eq!(result.is_ok(), ok, "case {i}: {result:?}");
+        }
+        let e = expect(|e| e.last_tool_output_contains = vec!["x".into()]);
+        let only_text = json!({"messages": [{"role": "user", "content": "hi"}]});
+        let err = check(&e, "{}", &only_text, Wire::Messages).unwrap_err();
+        assert!(err.contains("`tool_result` block"), "{err}");
     }
 
     #[test]

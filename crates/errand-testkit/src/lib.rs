@@ -1,7 +1,7 @@
 //! Test-only helpers for Errand: the scripted model server.
 //!
-//! [`ScriptedModel`] speaks the real OpenAI Responses and Chat Completions streaming protocols on
-//! loopback, driven by a
+//! [`ScriptedModel`] speaks the real OpenAI Responses, Chat Completions and Anthropic Messages
+//! streaming protocols on loopback, driven by a
 //! [`Script`] (TOML, documented in this crate's `README.md`), with fault injection for retry
 //! tests and expectations on what the agent sends. The `errand-mock-model` binary serves a script
 //! file for end-to-end tests of the `errand` binary.
@@ -10,6 +10,7 @@
 
 mod chat_stream;
 mod expect;
+mod messages_stream;
 mod responses_stream;
 mod script;
 mod server;

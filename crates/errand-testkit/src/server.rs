@@ -1,9 +1,11 @@
-//! [`ScriptedModel`]: a loopback HTTP server that answers `POST /v1/responses` (OpenAI Responses)
-//! and `POST /v1/chat/completions` (Chat Completions) from one [`Script`].
+//! [`ScriptedModel`]: a loopback HTTP server that answers `POST /v1/responses` (OpenAI Responses),
+//! `POST /v1/chat/completions` (Chat Completions) and `POST /v1/messages` (Anthropic Messages)
+//! from one [`Script`]: the path a client calls picks the protocol.
 //!
 //! Each request consumes the next turn: first its fault (as many times as scripted), then the turn
 //! itself. A request that breaks an expectation, or arrives after the script ran out, gets HTTP
-//! 400 with code `script_violation` and is recorded for [`ScriptedModel::verify`].
+//! 400 (code `script_violation`; on `/v1/messages` an Anthropic `invalid_request_error`) and is
+//! recorded for [`ScriptedModel::verify`].
 
 use std::io;
 use std::net::SocketAddr;
@@ -24,6 +26,7 @@ use tokio::sync::watch;
 
 use crate::chat_stream::ChatChunks;
 use crate::expect::{self, quote};
+use crate::messages_stream::{self, MessageEvents};
 use crate::responses_stream::ResponseEvents;
 use crate::script::{FaultKind, Output, Script, Turn, Usage};
 
@@ -58,7 +61,7 @@ struct Recorded {
 
 /// What to answer, decided under the lock and carried out after it.
 enum Reply {
-    Violation(String),
+    Violation { turn: usize, message: String },
     Fault { turn: usize, kind: FaultKind },
     Serve { turn: usize },
 }
@@ -82,6 +85,7 @@ impl ScriptedModel {
         let app = Router::new()
             .route("/v1/responses", post(responses))
             .route("/v1/chat/completions", post(chat_completions))
+            .route("/v1/messages", post(messages))
             .fallback(no_route)
             .with_state(shared.clone());
         let mut stop = shutdown_rx;
@@ -150,8 +154,15 @@ impl Shared {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Records a request that is answered before the script is consulted.
+    fn record(&self, headers: HeaderMap, raw: &str) {
+        let body = serde_json::from_str::<Value>(raw);
+        let body = body.unwrap_or_else(|_| Value::String(raw.to_string()));
+        self.lock().requests.push(Recorded { body, headers });
+    }
+
     /// Records the request and decides the reply, advancing the script.
-    fn decide(&self, headers: HeaderMap, raw: &str) -> Reply {
+    fn decide(&self, headers: HeaderMap, raw: &str, wire: Wire) -> Reply {
         let mut state = self.lock();
         let turn = state.next_turn + 1;
         let body = serde_json::from_str::<Value>(raw);
@@ -166,17 +177,18 @@ impl Shared {
                 self.turns.len(),
                 quote(raw)
             )),
-            (Ok(body), Some(spec)) => expect::check(&spec.expect, raw, body).err(),
+            (Ok(body), Some(spec)) => expect::check(&spec.expect, raw, body, wire).err(),
         };
         if let Some(what) = violation {
             let message = format!("scripted model: turn {turn}: {what}");
             eprintln!("{message}");
             state.violations.push(message.clone());
-            return Reply::Violation(message);
+            return Reply::Violation { turn, message };
         }
         let Some(spec) = self.turns.get(state.next_turn) else {
             // Unreachable: a missing turn is a violation above.
-            return Reply::Violation(format!("scripted model: turn {turn}: no such turn"));
+            let message = format!("scripted model: turn {turn}: no such turn");
+            return Reply::Violation { turn, message };
         };
         if let Some(fault) = &spec.fault
             && state.faults_served < fault.times
@@ -191,10 +203,12 @@ impl Shared {
 }
 
 /// The wire protocol a request came in on.
-#[derive(Clone, Copy)]
-enum Wire {
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wire {
     Responses,
     Chat,
+    /// Anthropic Messages.
+    Messages,
 }
 
 async fn responses(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -209,10 +223,33 @@ async fn chat_completions(
     serve(&shared, headers, body, Wire::Chat).await
 }
 
+async fn messages(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    // The headers the real API requires, refused as it refuses them (status, type and message
+    // as api.anthropic.com answers), before the script is consulted.
+    let missing = if !headers.contains_key("x-api-key") {
+        Some((StatusCode::UNAUTHORIZED, "authentication_error", "x-api-key header is required"))
+    } else if !headers.contains_key("anthropic-version") {
+        Some((
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "anthropic-version: header is required",
+        ))
+    } else {
+        None
+    };
+    if let Some((status, kind, message)) = missing {
+        shared.record(headers, &String::from_utf8_lossy(&body));
+        let turn = shared.lock().next_turn + 1;
+        return (status, axum::Json(messages_stream::error_body(kind, message, turn)))
+            .into_response();
+    }
+    serve(&shared, headers, body, Wire::Messages).await
+}
+
 async fn serve(shared: &Shared, headers: HeaderMap, body: Bytes, wire: Wire) -> Response {
     let raw = String::from_utf8_lossy(&body).into_owned();
-    let (turn, fault) = match shared.decide(headers, &raw) {
-        Reply::Violation(message) => return violation_response(&message),
+    let (turn, fault) = match shared.decide(headers, &raw, wire) {
+        Reply::Violation { turn, message } => return violation_response(&message, wire, turn),
         Reply::Fault { turn, kind } => (turn, Some(kind)),
         Reply::Serve { turn } => (turn, None),
     };
@@ -232,19 +269,43 @@ async fn serve(shared: &Shared, headers: HeaderMap, body: Bytes, wire: Wire) -> 
         Wire::Chat => {
             ChatChunks::start(turn, &model).completed(&spec.output, include_usage.then_some(usage))
         }
+        Wire::Messages => {
+            frames(MessageEvents::start(turn, &model, usage).completed(&spec.output, usage))
+        }
     };
     match fault {
         None => sse_response(completed(), Tail::End, shared),
         Some(FaultKind::Status { status, retry_after, retry_after_ms, code, message }) => {
-            status_fault(status, retry_after, retry_after_ms, code, message)
+            let mut response = match wire {
+                Wire::Messages => messages_status_fault(status, code, message, turn),
+                Wire::Responses | Wire::Chat => status_fault(status, code, message),
+            };
+            let headers = response.headers_mut();
+            if let Some(seconds) = retry_after {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            if let Some(ms) = retry_after_ms {
+                headers.insert("retry-after-ms", HeaderValue::from(ms));
+            }
+            response
         }
         Some(FaultKind::Failed { code, message }) => {
-            let message = message.unwrap_or_else(|| format!("scripted failure: {code}"));
             let frames = match wire {
                 Wire::Responses => {
+                    let message = message.unwrap_or_else(|| format!("scripted failure: {code}"));
                     frames(ResponseEvents::start(turn, &model).failed(&code, &message))
                 }
-                Wire::Chat => ChatChunks::start(turn, &model).failed(&code, &message),
+                Wire::Chat => {
+                    let message = message.unwrap_or_else(|| format!("scripted failure: {code}"));
+                    ChatChunks::start(turn, &model).failed(&code, &message)
+                }
+                Wire::Messages => {
+                    let (kind, default) = messages_stream::error_for_code(&code);
+                    let message = message
+                        .or(default.map(str::to_string))
+                        .unwrap_or_else(|| format!("scripted failure: {code}"));
+                    frames(MessageEvents::start(turn, &model, usage).failed(kind, &message))
+                }
             };
             sse_response(frames, Tail::End, shared)
         }
@@ -257,8 +318,8 @@ async fn serve(shared: &Shared, headers: HeaderMap, body: Bytes, wire: Wire) -> 
     }
 }
 
-/// The first `n` frames, never including the last (`response.completed` or `[DONE]` would be a
-/// success).
+/// The first `n` frames, never including the last (`response.completed`, `[DONE]` or
+/// `message_stop` would be a success).
 fn cut(mut frames: Vec<String>, n: usize) -> Vec<String> {
     frames.truncate(n.min(frames.len().saturating_sub(1)));
     frames
@@ -309,13 +370,8 @@ fn sse_response(frames: Vec<String>, tail: Tail, shared: &Shared) -> Response {
     response
 }
 
-fn status_fault(
-    status: u16,
-    retry_after: Option<u64>,
-    retry_after_ms: Option<u64>,
-    code: Option<String>,
-    message: Option<String>,
-) -> Response {
+/// An OpenAI-style error answer: `{"error": {message, type, code, param}}`.
+fn status_fault(status: u16, code: Option<String>, message: Option<String>) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let (kind, default_code) = match status.as_u16() {
         401 | 403 => ("invalid_request_error", Some("invalid_api_key")),
@@ -327,27 +383,43 @@ fn status_fault(
     let message = message.unwrap_or_else(|| format!("scripted fault: HTTP {}", status.as_u16()));
     let code = code.as_deref().or(default_code);
     let body = json!({"error": {"message": message, "type": kind, "code": code, "param": null}});
-    let mut response = (status, axum::Json(body)).into_response();
-    let headers = response.headers_mut();
-    if let Some(seconds) = retry_after {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-    }
-    if let Some(ms) = retry_after_ms {
-        headers.insert("retry-after-ms", HeaderValue::from(ms));
-    }
-    response
+    (status, axum::Json(body)).into_response()
 }
 
-fn violation_response(message: &str) -> Response {
-    let body = json!({"error": {
-        "message": message, "type": "invalid_request_error", "code": "script_violation", "param": null,
-    }});
+/// An Anthropic error answer: the type from `code` if given (`context_length_exceeded` becomes
+/// the API's "prompt is too long" `invalid_request_error`), else from the status.
+fn messages_status_fault(
+    status: u16,
+    code: Option<String>,
+    message: Option<String>,
+    turn: usize,
+) -> Response {
+    let (kind, default) = match code.as_deref() {
+        Some(code) => messages_stream::error_for_code(code),
+        None => (messages_stream::error_type_for_status(status), None),
+    };
+    let message = message
+        .or(default.map(str::to_string))
+        .unwrap_or_else(|| format!("scripted fault: HTTP {status}"));
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, axum::Json(messages_stream::error_body(kind, &message, turn))).into_response()
+}
+
+fn violation_response(message: &str, wire: Wire, turn: usize) -> Response {
+    let body = match wire {
+        Wire::Messages => messages_stream::error_body("invalid_request_error", message, turn),
+        Wire::Responses | Wire::Chat => json!({"error": {
+            "message": message, "type": "invalid_request_error", "code": "script_violation",
+            "param": null,
+        }}),
+    };
     (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
 }
 
 async fn no_route(method: Method, uri: Uri) -> Response {
     let message = format!(
-        "scripted model: no route for {method} {uri}; it serves POST /v1/responses and POST /v1/chat/completions"
+        "scripted model: no route for {method} {uri}; it serves POST /v1/responses, \
+         POST /v1/chat/completions and POST /v1/messages"
     );
     let body = json!({"error": {
         "message": message, "type": "invalid_request_error", "code": "not_found", "param": null,

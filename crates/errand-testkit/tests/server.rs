@@ -293,7 +293,7 @@ async fn failed_fault_sends_response_failed() {
 async fn unknown_path_is_a_json_404() {
     let server = start("[[turns]]").await;
     let response = reqwest::Client::new()
-        .post(format!("{}/messages", server.base_url()))
+        .post(format!("{}/completions", server.base_url()))
         .json(&json!({}))
         .send()
         .await
@@ -301,8 +301,12 @@ async fn unknown_path_is_a_json_404() {
     assert_eq!(response.status(), 404);
     let body: Value = response.json().await.unwrap();
     let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains("POST /v1/messages"), "{message}");
-    assert!(message.contains("it serves POST /v1/responses and POST /v1/chat/completions"));
+    assert!(message.contains("POST /v1/completions"), "{message}");
+    assert!(
+        message.contains(
+            "it serves POST /v1/responses, POST /v1/chat/completions and POST /v1/messages"
+        )
+    );
 }
 
 #[tokio::test]
