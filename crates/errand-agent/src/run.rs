@@ -347,21 +347,24 @@ async fn agent_loop(
                 tools: tool_specs.clone(),
                 parallel_tool_calls: true,
             };
-            let mut retries = Vec::new();
-            let result = model
-                .turn(&request, &mut |progress| {
+            // Retries are recorded as they happen, so a person following the log sees why a
+            // turn is slow while it still is.
+            let (tx, mut rx) = mpsc::unbounded_channel::<EventKind>();
+            let call = async move {
+                let mut progress = move |progress| {
                     if let ModelProgress::Retrying { attempt, delay, error } = progress {
-                        retries.push(EventKind::ModelRetry {
-                            attempt,
-                            delay_ms: delay.as_millis() as u64,
-                            error,
-                        });
+                        let delay_ms = delay.as_millis() as u64;
+                        let _ = tx.send(EventKind::ModelRetry { attempt, delay_ms, error });
                     }
-                })
-                .await;
-            for retry in retries {
-                sink.record(retry).await;
-            }
+                };
+                model.turn(&request, &mut progress).await
+            };
+            let record = async {
+                while let Some(kind) = rx.recv().await {
+                    sink.record(kind).await;
+                }
+            };
+            let (result, ()) = tokio::join!(call, record);
             match result {
                 Ok(response) => break response,
                 Err(ModelError::ContextLengthExceeded { .. }) if !compacted_for_overflow => {

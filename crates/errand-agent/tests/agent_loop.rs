@@ -631,3 +631,45 @@ async fn an_overflow_that_compaction_cannot_fix_fails_with_a_clear_reason() {
     );
     assert_eq!(compactions(log.events()).len(), 1);
 }
+
+/// Reports a retry, then finishes only once the retry has been recorded.
+struct RetryingModel {
+    recorded: tokio::sync::Notify,
+}
+
+#[async_trait::async_trait]
+impl Model for RetryingModel {
+    async fn turn(
+        &self,
+        _request: &ModelRequest,
+        progress: &mut (dyn FnMut(ModelProgress) + Send),
+    ) -> Result<ModelTurn, ModelError> {
+        progress(ModelProgress::Retrying {
+            attempt: 1,
+            delay: Duration::from_millis(1500),
+            error: "HTTP 503".into(),
+        });
+        self.recorded.notified().await;
+        Ok(ModelTurn { items: vec![say("Done")], ..ModelTurn::default() })
+    }
+}
+
+#[tokio::test]
+async fn model_retries_are_recorded_while_the_turn_is_still_running() {
+    let model = std::sync::Arc::new(RetryingModel { recorded: tokio::sync::Notify::new() });
+    let seen = std::sync::Arc::clone(&model);
+    let mut log = MemoryLog::new(move |event| {
+        if matches!(event.kind, EventKind::ModelRetry { .. }) {
+            seen.recorded.notify_one();
+        }
+    });
+    let sandbox = FakeSandbox::default();
+    let (spec, config) = (spec(), AgentConfig::default());
+    let run = run_attempt(&spec, &sandbox, model.as_ref(), &config, &mut log);
+    let result = tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .expect("the retry event must be recorded before the turn ends");
+    assert_eq!(result.outcome.state, AttemptState::Succeeded);
+    assert!(log.events().iter().any(|e| matches!(&e.kind,
+        EventKind::ModelRetry { attempt: 1, delay_ms: 1500, error } if error == "HTTP 503")));
+}
