@@ -225,8 +225,11 @@ async fn chat_completions(
 
 async fn messages(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
     // The headers the real API requires, refused as it refuses them (status, type and message
-    // as api.anthropic.com answers), before the script is consulted.
-    let missing = if !headers.contains_key("x-api-key") {
+    // as api.anthropic.com answers), before the script is consulted. The key may also come as
+    // `Authorization: Bearer`, as the official Python SDK sends it (tests/sdk_conformance.rs).
+    let keyless =
+        !headers.contains_key("x-api-key") && !headers.contains_key(header::AUTHORIZATION);
+    let missing = if keyless {
         Some((StatusCode::UNAUTHORIZED, "authentication_error", "x-api-key header is required"))
     } else if !headers.contains_key("anthropic-version") {
         Some((

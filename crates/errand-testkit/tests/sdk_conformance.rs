@@ -49,9 +49,9 @@ async fn sdk_python() -> Option<PathBuf> {
     Some(PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()))
 }
 
-/// Serves `script` and runs `drive.py <suite>` against it: the driver's report, after checking
-/// that the SDK found no problem and every turn was consumed.
-async fn drive(suite: &str, script: &str) -> Option<Value> {
+/// Serves `script` and runs `drive.py <suite>` against it: the driver's report (after checking
+/// that the SDK found no problem and every turn was consumed) and the server, for its requests.
+async fn drive(suite: &str, script: &str) -> Option<(Value, ScriptedModel)> {
     let python = sdk_python().await?;
     let model = ScriptedModel::start(Script::from_toml(script).unwrap()).await.unwrap();
     let mut command = tokio::process::Command::new(python);
@@ -75,7 +75,7 @@ async fn drive(suite: &str, script: &str) -> Option<Value> {
         eprintln!("known gaps of the fake ({suite}): {gaps:#?}");
     }
     model.verify().unwrap();
-    Some(report)
+    Some((report, model))
 }
 
 /// Every kind of output the server streams, in one turn: reasoning with a summary, a message,
@@ -168,52 +168,56 @@ fn script() -> String {
     format!("[[turns]]\n{EVERY_OUTPUT}\n[[turns]]\n{EVERY_OUTPUT}\n{FAULTS}")
 }
 
-/// What every SDK must make of [`FAULTS`]: typed errors, the rate limit's `Retry-After` honoured.
-fn assert_faults(report: &Value) {
-    let error = |step: &str| -> (String, Value, Value) {
-        let e = &report[step];
-        (e["class"].as_str().unwrap().to_string(), e["status"].clone(), e["code"].clone())
-    };
-    assert_eq!(
-        error("rate_limited"),
-        ("RateLimitError".into(), json!(429), json!("rate_limit_exceeded"))
-    );
+/// How an SDK reports the errors of [`FAULTS`]: `(error class, kind)` of the 429, the 401, the
+/// 400 and each server error, where the kind is the API's machine-readable one (OpenAI's `code`,
+/// Anthropic's error `type`).
+struct Errors {
+    rate_limited: (&'static str, &'static str),
+    unauthorized: (&'static str, &'static str),
+    context_length: (&'static str, &'static str),
+    server: [(&'static str, &'static str); 4],
+}
+
+const OPENAI_ERRORS: Errors = Errors {
+    rate_limited: ("RateLimitError", "rate_limit_exceeded"),
+    unauthorized: ("AuthenticationError", "invalid_api_key"),
+    context_length: ("BadRequestError", "context_length_exceeded"),
+    server: [("InternalServerError", "server_error"); 4],
+};
+
+/// What every SDK must make of [`FAULTS`]: typed errors, the rate limit's `Retry-After` honoured,
+/// and the turn served after each fault.
+fn assert_faults(report: &Value, expected: &Errors) {
+    fn error(e: &Value) -> (&str, &str) {
+        (e["class"].as_str().unwrap(), e["kind"].as_str().unwrap_or("none"))
+    }
+    assert_eq!(error(&report["rate_limited"]), expected.rate_limited);
+    assert_eq!(report["rate_limited"]["status"], 429);
     assert_eq!(report["rate_limited"]["retry_after"], "7");
-    // One retry, after exactly the server's wish (the SDK's own backoff is under 8 s, jittered).
+    // One retry, after exactly the server's wish (the SDKs' own backoff is under 8 s, jittered).
     assert_eq!(report["rate_limited_sleeps"], json!([7.0]));
     assert_eq!(report["rate_limited_then"], "after the rate limit");
 
-    assert_eq!(
-        error("unauthorized"),
-        ("AuthenticationError".into(), json!(401), json!("invalid_api_key"))
-    );
+    assert_eq!(error(&report["unauthorized"]), expected.unauthorized);
+    assert_eq!(report["unauthorized"]["status"], 401);
     assert_eq!(report["unauthorized_then"], "after 401");
 
-    assert_eq!(
-        error("context_length"),
-        ("BadRequestError".into(), json!(400), json!("context_length_exceeded"))
-    );
+    assert_eq!(error(&report["context_length"]), expected.context_length);
+    assert_eq!(report["context_length"]["status"], 400);
     assert!(report["context_length"]["message"].as_str().unwrap().contains("300000 tokens"));
     assert_eq!(report["context_length_then"], "after context_length_exceeded");
 
-    let statuses: Vec<(&str, &Value)> = report["server_errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| (e["class"].as_str().unwrap(), &e["status"]))
-        .collect();
-    let internal = "InternalServerError";
-    let expected = [(internal, &json!(500)), (internal, &json!(502))];
-    assert_eq!(statuses[..2], expected);
-    assert_eq!(statuses[2..], [(internal, &json!(503)), (internal, &json!(529))]);
+    let server = report["server_errors"].as_array().unwrap();
+    let got: Vec<(&str, &str)> = server.iter().map(error).collect();
+    assert_eq!(got, expected.server);
+    let statuses: Vec<&Value> = server.iter().map(|e| &e["status"]).collect();
+    assert_eq!(statuses, [&json!(500), &json!(502), &json!(503), &json!(529)]);
     assert_eq!(
         report["server_errors_then"],
         json!(["after 500", "after 502", "after 503", "after 529"])
     );
 
     assert_eq!(report["failed_then"], "after the failure");
-    // A connection cut mid-stream is the SDK's connection error, not a parse error.
-    assert_eq!(report["dropped"]["class"], "APIConnectionError");
     assert_eq!(report["dropped_then"], "after the drop");
 }
 
@@ -221,7 +225,7 @@ const PATCH: &str = "*** Begin Patch\n*** Update File: a.txt\n-\"old\"\n+new\n**
 
 #[tokio::test]
 async fn openai_sdk_reads_the_responses_stream() {
-    let Some(report) = drive("responses", &script()).await else { return };
+    let Some((report, _)) = drive("responses", &script()).await else { return };
 
     // `responses.create(stream=True)`: every raw event typed, numbered, in order.
     let create = &report["create"];
@@ -288,7 +292,9 @@ async fn openai_sdk_reads_the_responses_stream() {
     );
     assert_eq!(helper["usage"], completed["usage"]);
 
-    assert_faults(&report);
+    assert_faults(&report, &OPENAI_ERRORS);
+    // A connection cut mid-stream is the SDK's connection error, not a parse error.
+    assert_eq!(report["dropped"]["class"], "APIConnectionError");
     // `response.failed`: the typed event with its error, and no final response.
     let failed = &report["failed"];
     assert_eq!(failed["types"].as_array().unwrap().last().unwrap(), "response.failed");
@@ -298,7 +304,7 @@ async fn openai_sdk_reads_the_responses_stream() {
 
 #[tokio::test]
 async fn openai_sdk_reads_chat_completions() {
-    let Some(report) = drive("chat", &script()).await else { return };
+    let Some((report, _)) = drive("chat", &script()).await else { return };
 
     // `chat.completions.create(stream=True, include_usage)`: every chunk typed, then assembled.
     let create = &report["create"];
@@ -343,9 +349,113 @@ async fn openai_sdk_reads_chat_completions() {
     assert_eq!(helper["arguments_done"].as_array().unwrap().len(), 3);
     assert_eq!(helper["usage"], usage);
 
-    assert_faults(&report);
+    assert_faults(&report, &OPENAI_ERRORS);
+    assert_eq!(report["dropped"]["class"], "APIConnectionError");
     // A mid-stream `{"error": …}` chunk: the SDK raises it with the scripted code.
     let failed = &report["failed"];
     assert_eq!((&failed["class"], &failed["code"]), (&json!("APIError"), &json!("server_error")));
     assert_eq!(failed["message"], "the model broke");
+}
+
+#[tokio::test]
+async fn anthropic_sdk_reads_the_messages_stream() {
+    let Some((report, model)) = drive("anthropic", &script()).await else { return };
+    // This SDK sends the key as a bearer token, not in `x-api-key`: the server must take both.
+    assert_eq!(
+        model.request_header(0, "authorization").as_deref(),
+        Some("Bearer sk-test-conformance")
+    );
+    assert!(model.request_header(0, "anthropic-version").is_some());
+
+    // `messages.create(stream=True)`: every raw event typed (the SDK skips `ping`), in order.
+    let create = &report["create"];
+    let types: Vec<&str> =
+        create["types"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    assert_eq!(types.first(), Some(&"message_start"));
+    assert_eq!(types[types.len() - 2..], ["message_delta", "message_stop"]);
+    let count = |kind: &str| types.iter().filter(|t| **t == kind).count();
+    assert_eq!((count("content_block_start"), count("content_block_stop")), (5, 5));
+    let blocks = create["blocks"].as_array().unwrap();
+    let block = |i: usize| (&blocks[i]["start"], &blocks[i]["deltas"]);
+    assert_eq!(
+        block(0),
+        (
+            &json!({"type": "thinking", "thinking": "", "signature": ""}),
+            &json!({"thinking_delta": "The test fails; read the file first.",
+                    "signature_delta": "sig_1_1"})
+        )
+    );
+    assert_eq!(
+        block(1),
+        (
+            &json!({"type": "text", "text": ""}),
+            &json!({"text_delta": "Let me look at the code: ✓."})
+        )
+    );
+    let tool = |id: &str, name: &str, input: &str| {
+        (
+            json!({"type": "tool_use", "id": id, "name": name, "input": {}}),
+            json!({"input_json_delta": input}),
+        )
+    };
+    let two = (blocks[2]["start"].clone(), blocks[2]["deltas"].clone());
+    assert_eq!(two, tool("call_1_3", "shell", r#"{"command":["cat","src/lib.rs"]}"#));
+    let three = (blocks[3]["start"].clone(), blocks[3]["deltas"].clone());
+    assert_eq!(three, tool("call_parallel", "shell", r#"{"command":["ls","-la","src"]}"#));
+    let four = (blocks[4]["start"].clone(), blocks[4]["deltas"].clone());
+    assert_eq!(four, tool("call_1_5", "apply_patch", &json!({"input": PATCH}).to_string()));
+    assert_eq!(create["stop_reason"], "tool_use");
+    // Anthropic's input tokens exclude cache reads: 100 scripted, 40 of them cached.
+    let start_usage = &create["message_start"]["usage"];
+    assert_eq!(
+        (&start_usage["input_tokens"], &start_usage["cache_read_input_tokens"]),
+        (&json!(60), &json!(40))
+    );
+    assert_eq!(
+        create["final_usage"],
+        json!({"input_tokens": 60, "cache_creation_input_tokens": 0,
+               "cache_read_input_tokens": 40, "output_tokens": 20})
+    );
+
+    // `messages.stream()` + `get_final_message()`: the SDK's blocks, tool inputs parsed.
+    let helper = &report["helper"];
+    assert_eq!(helper["id"], "msg_2");
+    assert_eq!(
+        helper["content"],
+        json!([
+            {"type": "thinking", "thinking": "The test fails; read the file first.",
+             "signature": "sig_2_1"},
+            {"type": "text", "text": "Let me look at the code: ✓."},
+            {"type": "tool_use", "id": "call_2_3", "name": "shell",
+             "input": {"command": ["cat", "src/lib.rs"]}},
+            {"type": "tool_use", "id": "call_parallel", "name": "shell",
+             "input": {"command": ["ls", "-la", "src"]}},
+            {"type": "tool_use", "id": "call_2_5", "name": "apply_patch", "input": {"input": PATCH}},
+        ])
+    );
+    assert_eq!(helper["stop_reason"], "tool_use");
+    let usage = &helper["usage"];
+    assert_eq!((&usage["input_tokens"], &usage["output_tokens"]), (&json!(60), &json!(20)));
+
+    assert_faults(
+        &report,
+        &Errors {
+            rate_limited: ("RateLimitError", "rate_limit_error"),
+            unauthorized: ("AuthenticationError", "authentication_error"),
+            context_length: ("BadRequestError", "invalid_request_error"),
+            server: [
+                ("InternalServerError", "api_error"),
+                ("InternalServerError", "api_error"),
+                ("ServiceUnavailableError", "api_error"),
+                ("OverloadedError", "overloaded_error"),
+            ],
+        },
+    );
+    // An `error` event mid-stream (HTTP 200 already sent): a status error with the event's body.
+    let failed = &report["failed"];
+    assert_eq!((&failed["class"], &failed["status"]), (&json!("APIStatusError"), &json!(200)));
+    assert_eq!(failed["body"]["error"], json!({"type": "api_error", "message": "the model broke"}));
+    // This SDK lets the HTTP library's error through when a stream is cut.
+    assert_eq!(report["dropped"]["class"], "RemoteProtocolError");
+    assert!(report["dropped"]["message"].as_str().unwrap().contains("incomplete chunked read"));
 }

@@ -127,8 +127,9 @@ def dump(model: Any) -> Any:
     return model.model_dump(mode="json", exclude_unset=True, by_alias=True)
 
 
-def typed_error(call: Callable[[], Any], base: type) -> Dict[str, Any]:
-    """Runs `call`, which must raise a subclass of the SDK's `base` error; describes it."""
+def typed_error(call: Callable[[], Any], base: Any) -> Dict[str, Any]:
+    """Runs `call`, which must raise one of `base` (an SDK's error class, or a tuple); describes
+    the error."""
     try:
         call()
     except base as e:
@@ -140,6 +141,8 @@ def typed_error(call: Callable[[], Any], base: type) -> Dict[str, Any]:
             "status": getattr(e, "status_code", None),
             "code": getattr(e, "code", None),
             "type": getattr(e, "type", None),
+            # The API's machine-readable kind: OpenAI's error `code`, Anthropic's error `type`.
+            "kind": getattr(e, "code", None) or getattr(e, "type", None),
             "message": str(e),
             "body": getattr(e, "body", None),
             "retry_after": headers.get("retry-after"),
@@ -152,10 +155,12 @@ def fault_steps(
     text: Callable[[Dict[str, Any]], str],
     sdk: Any,
     failed: Callable[[], Dict[str, Any]],
+    cut: Any = None,
 ) -> Dict[str, Any]:
     """The fault turns every suite's script ends with, in order. `create(retries)` streams one
     turn; after each fault a plain call consumes the rest of the turn, whose text is the step's
-    `_then` (proof the client recovered)."""
+    `_then` (proof the client recovered). `cut` is what a connection cut mid-stream raises
+    (default: the SDK's `APIError`)."""
 
     def status_error() -> Dict[str, Any]:
         return typed_error(create, sdk.APIStatusError)
@@ -178,7 +183,7 @@ def fault_steps(
         steps["server_errors_then"].append(text(create()))
     steps["failed"] = failed()
     steps["failed_then"] = text(create())
-    steps["dropped"] = typed_error(create, sdk.APIError)
+    steps["dropped"] = typed_error(create, cut or sdk.APIError)
     steps["dropped_then"] = text(create())
     return steps
 
@@ -436,7 +441,98 @@ def chat_suite(base_url: str) -> Dict[str, Any]:
     return report
 
 
-SUITES = {"responses": responses_suite, "chat": chat_suite}
+# ---------------------------------------------------------------------------------------------
+# Anthropic Messages
+
+
+def anthropic_suite(base_url: str) -> Dict[str, Any]:
+    import anthropic
+    import httpx2
+    from anthropic.types import RawMessageStreamEvent
+
+    record_sleeps(anthropic)
+    classes = by_type(RawMessageStreamEvent)
+    # The SDK appends `/v1/messages` to its base URL itself.
+    root = base_url.removesuffix("/v1")
+
+    def client(retries: int = 0) -> "anthropic.Anthropic":
+        return anthropic.Anthropic(base_url=root, api_key=API_KEY, max_retries=retries)
+
+    def tool(name: str, properties: Dict[str, Any]) -> Dict[str, Any]:
+        schema = {"type": "object", "properties": properties, "required": list(properties)}
+        return {"name": name, "description": f"The {name} tool.", "input_schema": schema}
+
+    tools = [
+        tool("shell", {"command": {"type": "array", "items": {"type": "string"}}}),
+        tool("apply_patch", {"input": {"type": "string"}}),
+    ]
+    request: Dict[str, Any] = {
+        "model": MODEL,
+        "max_tokens": 1024,
+        "messages": [{"role": "user", "content": "hi"}],
+        "tools": tools,
+    }
+
+    def create(retries: int = 0) -> Dict[str, Any]:
+        """`messages.create(stream=True)`: every raw event checked (the SDK skips `ping`), then
+        the blocks put together the way a client does."""
+        events = []
+        for event in client(retries).messages.create(**request, stream=True):
+            check(classes, event, f"anthropic event {len(events)} ({event.type})")
+            events.append(event)
+        blocks: List[Dict[str, Any]] = []
+        for event in events:
+            if event.type == "content_block_start":
+                assert event.index == len(blocks), f"block {event.index} out of order"
+                blocks.append({"start": dump(event.content_block), "deltas": {}})
+            elif event.type == "content_block_delta":
+                deltas = blocks[event.index]["deltas"]
+                kind = event.delta.type
+                piece = {
+                    "text_delta": "text",
+                    "thinking_delta": "thinking",
+                    "signature_delta": "signature",
+                    "input_json_delta": "partial_json",
+                }[kind]
+                deltas[kind] = deltas.get(kind, "") + getattr(event.delta, piece)
+        start = next(e for e in events if e.type == "message_start")
+        delta = next(e for e in events if e.type == "message_delta")
+        return {
+            "types": [event.type for event in events],
+            "message_start": dump(start.message),
+            "blocks": blocks,
+            "text": "".join(b["deltas"].get("text_delta", "") for b in blocks),
+            "stop_reason": delta.delta.stop_reason,
+            "final_usage": dump(delta.usage),
+        }
+
+    def helper() -> Dict[str, Any]:
+        """`messages.stream(...)` and `get_final_message()`: the SDK's own accumulation, tool
+        inputs parsed from their `input_json_delta` pieces."""
+        with client().messages.stream(**request) as stream:
+            types = sorted({event.type for event in stream})
+            final = stream.get_final_message()
+        return {
+            "types": types,
+            "id": final.id,
+            "content": [dump(block) for block in final.content],
+            "stop_reason": final.stop_reason,
+            "usage": dump(final.usage),
+        }
+
+    def failed() -> Dict[str, Any]:
+        """An `error` event mid-stream: the SDK raises it as a status error with its body."""
+        return typed_error(create, anthropic.APIStatusError)
+
+    # Unlike openai-python, this SDK lets the HTTP library's error through when the connection
+    # is cut mid-stream (its own `APIConnectionError` covers only the request).
+    cut = (anthropic.APIError, httpx2.TransportError)
+    report = {"create": create(), "helper": helper()}
+    report.update(fault_steps(create, lambda result: result["text"], anthropic, failed, cut))
+    return report
+
+
+SUITES = {"responses": responses_suite, "chat": chat_suite, "anthropic": anthropic_suite}
 
 
 def main() -> int:
