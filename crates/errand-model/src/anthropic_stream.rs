@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use errand_protocol::TokenUsage;
 use serde_json::Value;
 
-use crate::anthropic::REDACTED_THINKING;
+use crate::anthropic::{REDACTED_THINKING, call_id};
 use crate::client::ModelProgress;
 use crate::config::Provider;
 use crate::conversation::{Item, ModelRequest, ModelTurn, Role, ToolSpec};
@@ -306,15 +306,17 @@ impl<'a> MessagesBuilder<'a> {
             _ if start_input.is_object() => start_input.to_string(),
             _ => "{}".to_string(),
         };
+        // The message id in the call id keeps a turn's calls together when they go back.
+        let call_id = call_id(&id, self.message_id.as_deref());
         if self.freeform.contains(&name)
             && let Ok(Value::Object(object)) = serde_json::from_str(&arguments)
             && let Some(Value::String(input)) = object.get("input")
         {
-            return Ok(Item::CustomToolCall { call_id: id, name, input: input.clone() });
+            return Ok(Item::CustomToolCall { call_id, name, input: input.clone() });
         }
         // Arguments that do not parse (e.g. cut off by `max_tokens`) reach the agent as they
         // are, and its malformed-arguments answer tells the model.
-        Ok(Item::FunctionCall { call_id: id, name, arguments })
+        Ok(Item::FunctionCall { call_id, name, arguments })
     }
 
     fn protocol(&self, message: String) -> AttemptError {
@@ -427,17 +429,17 @@ mod tests {
                 },
                 Item::Message { role: Role::Assistant, text: "Looking.".into() },
                 Item::FunctionCall {
-                    call_id: "toolu_a".into(),
+                    call_id: "toolu_a@msg_1".into(),
                     name: "shell".into(),
                     arguments: r#"{"command": ["ls"]}"#.into(),
                 },
                 Item::CustomToolCall {
-                    call_id: "toolu_b".into(),
+                    call_id: "toolu_b@msg_1".into(),
                     name: "apply_patch".into(),
                     input: "P\n".into(),
                 },
                 Item::FunctionCall {
-                    call_id: "toolu_c".into(),
+                    call_id: "toolu_c@msg_1".into(),
                     name: "list".into(),
                     arguments: "{}".into(),
                 },
@@ -471,7 +473,7 @@ mod tests {
         assert_eq!(
             turn(&events).items,
             [Item::FunctionCall {
-                call_id: "t".into(),
+                call_id: "t@msg_1".into(),
                 name: "apply_patch".into(),
                 arguments: "{\"input\": \"*** Beg".into(),
             }]
