@@ -12,8 +12,9 @@ use common::{CALC, both, json_lines, make_repo, model_config, run_errand, sandbo
 use errand_testkit::{Script, ScriptedModel};
 use serde_json::Value;
 
-/// The wire protocols whose streams fail differently (how a stall or a cut shows, what marks
-/// the end of a turn).
+/// The wire protocols, which fail differently: their own error bodies, mid-stream failure
+/// events, end-of-turn markers, ways of saying "too long", and key variables. Every fault runs
+/// over each.
 #[derive(Debug, Clone, Copy)]
 enum Wire {
     Responses,
@@ -36,6 +37,13 @@ impl Wire {
         match self {
             Wire::Responses => "response.completed",
             Wire::Chat => "[DONE]",
+        }
+    }
+
+    /// The variable the provider's key conventionally lives in, which advice names.
+    fn key_env(self) -> &'static str {
+        match self {
+            Wire::Responses | Wire::Chat => "OPENAI_API_KEY",
         }
     }
 }
@@ -92,18 +100,20 @@ async fn rate_limit_waits_what_retry_after_says_then_succeeds() {
         return;
     }
     let script = format!("[[turns]]\nfault = {{ status = 429, retry_after = 1 }}\n{DONE}");
-    let (out, model) = exec(&script, Wire::Responses, PATIENT, true).await;
-    let lines = json_lines(&out);
-    assert_eq!(result(&out, &lines)["state"], "succeeded");
-    let retries = of_type(&lines, "model_retry");
-    assert_eq!(retries.len(), 1, "{}", both(&out));
-    assert_eq!(retries[0]["attempt"], 1);
-    // The server's 1 s, not the configured 10 ms backoff.
-    assert_eq!(retries[0]["delay_ms"], 1000);
-    let error = retries[0]["error"].as_str().unwrap();
-    assert!(error.starts_with("HTTP 429: "), "{error}");
-    assert_eq!(model.requests().len(), 2);
-    model.verify().unwrap();
+    for wire in Wire::ALL {
+        let (out, model) = exec(&script, wire, PATIENT, true).await;
+        let lines = json_lines(&out);
+        assert_eq!(result(&out, &lines)["state"], "succeeded", "{wire:?}");
+        let retries = of_type(&lines, "model_retry");
+        assert_eq!(retries.len(), 1, "{wire:?}: {}", both(&out));
+        assert_eq!(retries[0]["attempt"], 1);
+        // The server's 1 s, not the configured 10 ms backoff.
+        assert_eq!(retries[0]["delay_ms"], 1000, "{wire:?}");
+        let error = retries[0]["error"].as_str().unwrap();
+        assert!(error.starts_with("HTTP 429: "), "{wire:?}: {error}");
+        assert_eq!(model.requests().len(), 2);
+        model.verify().unwrap();
+    }
 }
 
 #[tokio::test]
@@ -115,22 +125,24 @@ async fn server_errors_and_failed_streams_are_retried_then_succeed() {
         ("status = 500", "HTTP 500: "),
         ("status = 502", "HTTP 502: "),
         ("status = 503", "HTTP 503: "),
-        // Anthropic-style "overloaded".
+        // Anthropic's "overloaded".
         ("status = 529", "HTTP 529: "),
-        // A stream that starts, then ends with `response.failed` / an error chunk.
+        // A stream that starts, then fails: `response.failed`, an error chunk, an `error` event.
         ("failed = \"server_error\"", "server_error"),
     ];
-    for (fault, error) in faults {
-        let script = format!("[[turns]]\nfault = {{ {fault} }}\n{DONE}");
-        let (out, model) = exec(&script, Wire::Responses, PATIENT, true).await;
-        let lines = json_lines(&out);
-        assert_eq!(result(&out, &lines)["state"], "succeeded", "{fault}");
-        let retries = of_type(&lines, "model_retry");
-        assert_eq!(retries.len(), 1, "{fault}: {}", both(&out));
-        let said = retries[0]["error"].as_str().unwrap();
-        assert!(said.contains(error), "{fault}: {said}");
-        assert_eq!(model.requests().len(), 2, "{fault}");
-        model.verify().unwrap();
+    for wire in Wire::ALL {
+        for (fault, error) in faults {
+            let script = format!("[[turns]]\nfault = {{ {fault} }}\n{DONE}");
+            let (out, model) = exec(&script, wire, PATIENT, true).await;
+            let lines = json_lines(&out);
+            assert_eq!(result(&out, &lines)["state"], "succeeded", "{wire:?} {fault}");
+            let retries = of_type(&lines, "model_retry");
+            assert_eq!(retries.len(), 1, "{wire:?} {fault}: {}", both(&out));
+            let said = retries[0]["error"].as_str().unwrap();
+            assert!(said.contains(error), "{wire:?} {fault}: {said}");
+            assert_eq!(model.requests().len(), 2, "{wire:?} {fault}");
+            model.verify().unwrap();
+        }
     }
 }
 
@@ -284,7 +296,9 @@ name = "shell"
 arguments = { command = ["cat", "calc.py"] }
 "#;
 
-const TOO_LONG: &str = "{ status = 400, code = \"context_length_exceeded\", message = \"input exceeds the context window: 300000 tokens\" }";
+/// The endpoint refuses the request as too long, in each protocol's words (OpenAI's code
+/// `context_length_exceeded`; on Anthropic's wire, "prompt is too long: …").
+const TOO_LONG: &str = "{ status = 400, code = \"context_length_exceeded\" }";
 
 #[tokio::test]
 async fn context_length_exceeded_compacts_the_conversation_and_retries() {
@@ -308,23 +322,26 @@ type = "message"
 text = "calc.py subtracts; the test expects a sum."
 "#
     );
-    let (out, model) = exec(&script, Wire::Responses, PATIENT, true).await;
-    let lines = json_lines(&out);
-    assert_eq!(result(&out, &lines)["state"], "succeeded", "{}", both(&out));
-    let compacted = of_type(&lines, "context_compacted");
-    assert_eq!(compacted.len(), 1, "{}", both(&out));
-    let event = compacted[0];
-    assert_eq!(event["trigger"], "context_length_exceeded");
-    assert_eq!((&event["turns_summarized"], &event["turns_kept"]), (&1.into(), &1.into()));
-    assert_eq!(event["summary"], "Progress: counted to 2000 and read calc.py; add() subtracts.");
-    assert!(of_type(&lines, "model_retry").is_empty(), "too long is not retried as is");
-    model.verify().unwrap();
+    for wire in Wire::ALL {
+        let (out, model) = exec(&script, wire, PATIENT, true).await;
+        let lines = json_lines(&out);
+        assert_eq!(result(&out, &lines)["state"], "succeeded", "{wire:?}: {}", both(&out));
+        let compacted = of_type(&lines, "context_compacted");
+        assert_eq!(compacted.len(), 1, "{wire:?}: {}", both(&out));
+        let event = compacted[0];
+        assert_eq!(event["trigger"], "context_length_exceeded");
+        assert_eq!((&event["turns_summarized"], &event["turns_kept"]), (&1.into(), &1.into()));
+        let summary = "Progress: counted to 2000 and read calc.py; add() subtracts.";
+        assert_eq!(event["summary"], summary);
+        assert!(of_type(&lines, "model_retry").is_empty(), "too long is not retried as is");
+        model.verify().unwrap();
 
-    let requests: Vec<String> = model.requests().iter().map(Value::to_string).collect();
-    assert_eq!(requests.len(), 5, "turns 1, 2, the refused one, the summary, the retry");
-    assert!(requests[3].contains("about to be compacted"), "{}", requests[3]);
-    assert!(requests[2].contains("1998 1999 2000"), "the refused request had turn 1's output");
-    assert!(!requests[4].contains("1998 1999 2000"), "the retry still carries turn 1's output");
+        let requests: Vec<String> = model.requests().iter().map(Value::to_string).collect();
+        assert_eq!(requests.len(), 5, "turns 1, 2, the refused one, the summary, the retry");
+        assert!(requests[3].contains("about to be compacted"), "{}", requests[3]);
+        assert!(requests[2].contains("1998 1999 2000"), "the refused request had turn 1's output");
+        assert!(!requests[4].contains("1998 1999 2000"), "the retry still has turn 1's output");
+    }
 }
 
 #[tokio::test]
@@ -334,18 +351,20 @@ async fn context_length_exceeded_with_nothing_to_compact_fails_clearly() {
     }
     // Refused on the very first turn: there are no older turns to summarise.
     let script = format!("[[turns]]\nfault = {TOO_LONG}\n{DONE}");
-    let (out, model) = exec(&script, Wire::Responses, PATIENT, true).await;
-    let lines = json_lines(&out);
-    let result = result(&out, &lines);
-    assert_eq!(result["state"], "failed");
-    let reason = result["reason"].as_str().unwrap();
-    assert!(
-        reason.contains("exceeds the model's context window")
-            && reason.contains("no older turns to summarise"),
-        "{reason}"
-    );
-    assert!(of_type(&lines, "context_compacted").is_empty());
-    assert_eq!(model.requests().len(), 1, "neither retried nor summarised");
+    for wire in Wire::ALL {
+        let (out, model) = exec(&script, wire, PATIENT, true).await;
+        let lines = json_lines(&out);
+        let result = result(&out, &lines);
+        assert_eq!(result["state"], "failed", "{wire:?}");
+        let reason = result["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("exceeds the model's context window")
+                && reason.contains("no older turns to summarise"),
+            "{wire:?}: {reason}"
+        );
+        assert!(of_type(&lines, "context_compacted").is_empty());
+        assert_eq!(model.requests().len(), 1, "neither retried nor summarised");
+    }
 }
 
 #[tokio::test]
@@ -354,15 +373,17 @@ async fn a_refused_api_key_fails_at_once_with_advice() {
         return;
     }
     let script = format!("[[turns]]\nfault = {{ status = 401 }}\n{DONE}");
-    let (out, model) = exec(&script, Wire::Responses, PATIENT, false).await;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
-    let reason = stderr.lines().find(|l| l.starts_with("reason: ")).unwrap_or_default();
-    assert!(
-        reason.contains("refused the API key (HTTP 401: ")
-            && reason.contains("check OPENAI_API_KEY"),
-        "{stderr}"
-    );
-    assert!(!stderr.contains("! model request failed"), "a refused key is not retried:\n{stderr}");
-    assert_eq!(model.requests().len(), 1);
+    for wire in Wire::ALL {
+        let (out, model) = exec(&script, wire, PATIENT, false).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{wire:?}: {}", both(&out));
+        let reason = stderr.lines().find(|l| l.starts_with("reason: ")).unwrap_or_default();
+        let advice = format!("check {}", wire.key_env());
+        assert!(
+            reason.contains("refused the API key (HTTP 401: ") && reason.contains(&advice),
+            "{wire:?}: {stderr}"
+        );
+        assert!(!stderr.contains("! model request failed"), "retried a refused key:\n{stderr}");
+        assert_eq!(model.requests().len(), 1);
+    }
 }

@@ -60,7 +60,7 @@ pub fn make_repo(root: &Path) -> PathBuf {
 }
 
 /// Runs `errand --config <root>/errand.toml <args>` in `repo` with a clean environment (HOME is
-/// `root`, the API key is `test-key`). `config` is the whole configuration file; see
+/// `root`, every provider's API key is `test-key`). `config` is the whole configuration file; see
 /// [`model_config`].
 pub async fn run_errand(root: &Path, repo: &Path, config: &str, args: &[&str]) -> Output {
     let config_file = root.join("errand.toml");
@@ -74,6 +74,7 @@ pub async fn run_errand(root: &Path, repo: &Path, config: &str, args: &[&str]) -
         .env("PATH", std::env::var("PATH").unwrap())
         .env("HOME", root)
         .env("OPENAI_API_KEY", "test-key")
+        .env("ANTHROPIC_API_KEY", "test-key")
         .env("ERRAND_DATA_DIR", root.join("data"))
         .output()
         .await
