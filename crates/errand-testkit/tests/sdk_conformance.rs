@@ -1,7 +1,7 @@
-//! Proof that the fake is real: the official OpenAI (and Anthropic) Python SDKs consume every kind
-//! of turn and fault the scripted model streams, parse each event into their own typed models,
-//! and see tool calls, usage and errors exactly as scripted. When an SDK rejects something, the
-//! fake is wrong.
+//! Proof that the fake is real: the official OpenAI and Anthropic Python SDKs consume every kind
+//! of turn and fault the scripted model streams (Responses, Chat Completions, Messages), parse
+//! each event into their own typed models, and see tool calls, usage and errors exactly as
+//! scripted. When an SDK rejects something, the fake is wrong.
 //!
 //! `tests/sdk/drive.py` runs the SDKs, one suite per wire protocol, and prints what they made of
 //! each answer; its steps consume the turns of [`script`] in order. The SDKs are pinned in
