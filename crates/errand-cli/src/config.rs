@@ -25,34 +25,64 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelSection {
-    /// Only `openai-responses` for now; Chat Completions and Anthropic come next.
+    /// `openai-responses`, `chat-completions` or `anthropic`.
     pub provider: String,
-    pub model: String,
-    pub base_url: String,
-    /// Name of the environment variable holding the API key.
-    pub api_key_env: String,
+    /// The provider's default model when unset ([`ModelSection::model`]).
+    pub model: Option<String>,
+    /// The provider's API root when unset ([`ModelSection::base_url`]).
+    pub base_url: Option<String>,
+    /// Name of the environment variable holding the API key; the provider's usual one when unset.
+    pub api_key_env: Option<String>,
     pub max_retries: u32,
     pub retry_base_delay_ms: u64,
     pub idle_timeout_secs: u64,
-    /// `freeform` (Responses custom tool) or `function` (JSON `{input}`).
+    /// `freeform` (Responses custom tool) or `function` (JSON `{input}`). Chat Completions and
+    /// Anthropic have no freeform tools: `errand-model` offers a freeform tool to them as a
+    /// function taking one `input` string, so either setting works there.
     pub patch_tool: String,
     pub reasoning_effort: Option<String>,
+    /// The most tokens one answer may have; unset: the endpoint's default (Anthropic: 32000).
+    pub max_output_tokens: Option<u32>,
 }
 
 impl Default for ModelSection {
     fn default() -> Self {
         let defaults = errand_model::ModelConfig::default();
         Self {
-            provider: "openai-responses".into(),
-            model: defaults.model,
-            base_url: defaults.base_url,
-            api_key_env: "OPENAI_API_KEY".into(),
+            provider: errand_model::Provider::Responses.name().into(),
+            model: None,
+            base_url: None,
+            api_key_env: None,
             max_retries: defaults.max_retries,
             retry_base_delay_ms: defaults.retry_base_delay.as_millis() as u64,
             idle_timeout_secs: defaults.idle_timeout.as_secs(),
             patch_tool: "freeform".into(),
             reasoning_effort: None,
+            max_output_tokens: None,
         }
+    }
+}
+
+impl ModelSection {
+    /// The configured provider (`validate` has refused unknown names).
+    pub fn provider(&self) -> errand_model::Provider {
+        errand_model::Provider::from_name(&self.provider).unwrap_or_default()
+    }
+
+    /// The model name, or the provider's default.
+    pub fn model(&self) -> String {
+        self.model.clone().unwrap_or_else(|| self.provider().default_model().into())
+    }
+
+    /// The API root without a trailing slash, or the provider's.
+    pub fn base_url(&self) -> String {
+        let url = self.base_url.as_deref().unwrap_or(self.provider().default_base_url());
+        url.trim_end_matches('/').to_string()
+    }
+
+    /// The variable holding the key, or the provider's usual one (`ANTHROPIC_API_KEY`, …).
+    pub fn api_key_env(&self) -> String {
+        self.api_key_env.clone().unwrap_or_else(|| self.provider().key_env().into())
     }
 }
 
@@ -146,10 +176,10 @@ impl Config {
             self.model.provider = v;
         }
         if let Some(v) = env("ERRAND_MODEL") {
-            self.model.model = v;
+            self.model.model = Some(v);
         }
         if let Some(v) = env("ERRAND_MODEL_BASE_URL") {
-            self.model.base_url = v;
+            self.model.base_url = Some(v);
         }
         if let Some(v) = env("ERRAND_PATCH_TOOL") {
             self.model.patch_tool = v;
@@ -159,6 +189,11 @@ impl Config {
         }
         number(env, "ERRAND_MODEL_MAX_RETRIES", &mut self.model.max_retries)?;
         number(env, "ERRAND_MODEL_RETRY_BASE_DELAY_MS", &mut self.model.retry_base_delay_ms)?;
+        if env("ERRAND_MODEL_MAX_OUTPUT_TOKENS").is_some() {
+            let mut max = 0u32;
+            number(env, "ERRAND_MODEL_MAX_OUTPUT_TOKENS", &mut max)?;
+            self.model.max_output_tokens = Some(max);
+        }
         number(env, "ERRAND_SANDBOX_UID", &mut self.sandbox.uid)?;
         number(env, "ERRAND_MAX_TURNS", &mut self.agent.max_turns)?;
         if env("ERRAND_TOKEN_BUDGET").is_some() {
@@ -177,20 +212,24 @@ impl Config {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
-        if !matches!(self.model.provider.as_str(), "openai-responses" | "chat-completions") {
+        if errand_model::Provider::from_name(&self.model.provider).is_none() {
             bail!(
-                "model.provider = {:?} is not supported yet; use \"openai-responses\" or \"chat-completions\" (Anthropic is coming)",
+                "model.provider = {:?} is not supported; use \"openai-responses\", \"chat-completions\" or \"anthropic\" (ERRAND_MODEL_PROVIDER)",
                 self.model.provider
             );
         }
-        if !(self.model.base_url.starts_with("http://")
-            || self.model.base_url.starts_with("https://"))
-        {
-            bail!("model.base_url = {:?} must start with http:// or https://", self.model.base_url);
+        let base_url = self.model.base_url();
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            bail!("model.base_url = {base_url:?} must start with http:// or https://");
         }
-        if self.model.model.trim().is_empty() {
+        if self.model.model().trim().is_empty() {
             bail!("model.model is empty: set ERRAND_MODEL or [model] model in errand.toml");
         }
+        if self.model.max_output_tokens == Some(0) {
+            bail!("model.max_output_tokens must be at least 1");
+        }
+        // Settings a protocol cannot send (e.g. a reasoning effort Anthropic has no mapping of)
+        // are refused by `errand_model::ModelClient::new`, which names them.
         if !matches!(self.model.patch_tool.as_str(), "freeform" | "function") {
             bail!(
                 "model.patch_tool = {:?} must be \"freeform\" or \"function\"",
@@ -206,10 +245,10 @@ impl Config {
             if !(budget.is_finite() && budget > 0.0) {
                 bail!("agent.cost_budget_usd = {budget} must be a positive number of US dollars");
             }
-            if !self.prices.contains_key(&self.model.model) {
+            if !self.prices.contains_key(&self.model.model()) {
                 bail!(
                     "agent.cost_budget_usd is set but [prices.\"{}\"] is missing: without the model's prices Errand cannot count its cost",
-                    self.model.model
+                    self.model.model()
                 );
             }
         }
@@ -243,21 +282,17 @@ impl Config {
     }
 
     pub fn model_config(&self) -> errand_model::ModelConfig {
-        let api_key = std::env::var(&self.model.api_key_env).ok().filter(|k| !k.is_empty());
+        let api_key = std::env::var(self.model.api_key_env()).ok().filter(|k| !k.is_empty());
         errand_model::ModelConfig {
-            base_url: self.model.base_url.trim_end_matches('/').to_string(),
-            model: self.model.model.clone(),
+            base_url: self.model.base_url(),
+            model: self.model.model(),
             api_key,
             max_retries: self.model.max_retries,
             retry_base_delay: Duration::from_millis(self.model.retry_base_delay_ms),
             idle_timeout: Duration::from_secs(self.model.idle_timeout_secs),
             reasoning_effort: self.model.reasoning_effort.clone(),
-            provider: if self.model.provider == "chat-completions" {
-                errand_model::Provider::ChatCompletions
-            } else {
-                errand_model::Provider::Responses
-            },
-            max_output_tokens: None,
+            provider: self.model.provider(),
+            max_output_tokens: self.model.max_output_tokens,
         }
     }
 
@@ -266,7 +301,7 @@ impl Config {
             max_turns: self.agent.max_turns,
             command_timeout: Duration::from_secs(self.agent.command_timeout_secs),
             attempt_timeout: Duration::from_secs(self.agent.attempt_timeout_secs),
-            prices: self.prices.get(&self.model.model).copied(),
+            prices: self.prices.get(&self.model.model()).copied(),
             token_budget: self.agent.token_budget,
             cost_budget_usd: self.agent.cost_budget_usd,
             patch_tool: if self.model.patch_tool == "function" {
@@ -299,7 +334,7 @@ mod tests {
         };
         let err = config.apply_env(&env).unwrap_err().to_string();
         assert!(err.contains("ERRAND_MAX_TURNS=\"ten\""), "{err}");
-        assert_eq!(config.model.model, "m");
+        assert_eq!(config.model.model(), "m");
     }
 
     #[test]
@@ -324,10 +359,62 @@ mod tests {
         assert!(config.validate().unwrap_err().to_string().contains("prices.\"m\""));
     }
 
+    /// With only the provider chosen, everything else follows it; explicit settings still win.
+    #[test]
+    fn anthropic_defaults_follow_the_provider() {
+        let mut config = Config::default();
+        let env = |key: &str| match key {
+            "ERRAND_MODEL_PROVIDER" => Some("anthropic".to_string()),
+            "ERRAND_MODEL_MAX_OUTPUT_TOKENS" => Some("64000".to_string()),
+            _ => None,
+        };
+        config.apply_env(&env).unwrap();
+        config.validate().unwrap();
+        let model = config.model_config();
+        assert_eq!(model.provider, errand_model::Provider::Anthropic);
+        assert_eq!(model.base_url, "https://api.anthropic.com/v1");
+        assert!(model.model.starts_with("claude-"), "{}", model.model);
+        assert_eq!(model.max_output_tokens, Some(64000));
+        assert_eq!(config.model.api_key_env(), "ANTHROPIC_API_KEY");
+        assert_eq!(config.agent_config().patch_tool, errand_agent::PatchToolMode::Freeform);
+
+        let config = Config::from_toml(
+            "[model]\nprovider = \"anthropic\"\nmodel = \"claude-x\"\nbase_url = \"http://proxy/v1/\"\napi_key_env = \"MY_KEY\"\n",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        let model = config.model_config();
+        assert_eq!(
+            (model.model.as_str(), model.base_url.as_str()),
+            ("claude-x", "http://proxy/v1")
+        );
+        assert_eq!(config.model.api_key_env(), "MY_KEY");
+
+        let openai = Config::default();
+        assert_eq!(openai.model_config().base_url, "https://api.openai.com/v1");
+        assert_eq!(openai.model.api_key_env(), "OPENAI_API_KEY");
+    }
+
+    #[test]
+    fn unknown_providers_and_efforts_are_refused_by_name() {
+        let config = Config::from_toml("[model]\nprovider = \"claude\"\n").unwrap();
+        let err = config.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("model.provider = \"claude\"") && err.contains("\"anthropic\""),
+            "{err}"
+        );
+        let config =
+            Config::from_toml("[model]\nprovider = \"anthropic\"\nreasoning_effort = \"max\"\n")
+                .unwrap();
+        config.validate().unwrap();
+        let err = errand_model::ModelClient::new(config.model_config()).unwrap_err().to_string();
+        assert!(err.contains("model.reasoning_effort = \"max\""), "{err}");
+    }
+
     #[test]
     fn validation_names_the_key() {
         let mut config = Config::default();
-        config.model.base_url = "ftp://x".into();
+        config.model.base_url = Some("ftp://x".into());
         assert!(config.validate().unwrap_err().to_string().contains("model.base_url"));
         let mut config = Config::default();
         config.sandbox.uid = 0;

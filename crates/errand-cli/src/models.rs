@@ -23,7 +23,7 @@ async fn check(config: Config) -> anyhow::Result<i32> {
     let endpoint = model_config.base_url.clone();
     println!("model {} at {} ({})", model_config.model, endpoint, config.model.provider);
     if model_config.api_key.is_none() {
-        println!("note: {} is not set; sending no key", config.model.api_key_env);
+        println!("note: {} is not set; sending no key", config.model.api_key_env());
     }
     let client = ModelClient::new(model_config)?;
     match errand_agent::check_model(&client).await {
@@ -53,7 +53,7 @@ async fn check(config: Config) -> anyhow::Result<i32> {
             }
         }
         Err(e) => {
-            println!("error: {}", advice(&e, &endpoint, &config.model.api_key_env));
+            println!("error: {}", advice(&e, &endpoint, &config.model.api_key_env()));
             Ok(1)
         }
     }

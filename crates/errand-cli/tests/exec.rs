@@ -426,3 +426,48 @@ async fn exec_fixes_a_failing_test_over_chat_completions() {
     assert!(result["patch"].as_str().unwrap().contains("+    return a + b\n"), "{result}");
     assert_eq!(result["report"]["checks"][0]["passed"], true);
 }
+
+/// The same fix over Anthropic's Messages API: the key travels as `x-api-key` from
+/// `ANTHROPIC_API_KEY`, `apply_patch` as a tool with one `input` string, and every request keeps
+/// the roles alternating with each tool result right after its call.
+#[tokio::test]
+async fn exec_fixes_a_failing_test_over_anthropic_messages() {
+    if !sandbox_available() {
+        return;
+    }
+    let root = scratch();
+    let repo = make_repo(root.path());
+    let model = ScriptedModel::start(Script::from_toml(FIX_SCRIPT).unwrap()).await.unwrap();
+    let env = [("ERRAND_MODEL_PROVIDER", "anthropic"), ("ANTHROPIC_API_KEY", "sk-ant-e2e")];
+    let args = ["exec", "--json", "fix the failing test"];
+    let out = run_errand_with(root.path(), &repo, &model, &args, &env).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    model.verify().unwrap();
+    let requests = model.requests();
+    assert_eq!(requests.len(), 5);
+    for (i, request) in requests.iter().enumerate() {
+        assert_eq!(model.request_header(i, "x-api-key").as_deref(), Some("sk-ant-e2e"));
+        assert_eq!(model.request_header(i, "anthropic-version").as_deref(), Some("2023-06-01"));
+        assert!(request.get("input").is_none(), "Responses fields in a Messages request");
+        assert!(request["max_tokens"].as_u64().unwrap() > 0);
+        let roles: Vec<&str> = request["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["role"].as_str().unwrap())
+            .collect();
+        assert_eq!(roles.len(), 2 * i + 1, "request {i}: {roles:?}");
+        assert!(roles.iter().enumerate().all(|(k, r)| *r == ["user", "assistant"][k % 2]));
+    }
+    // The AGENTS.md chain is part of the cached system prompt.
+    let system = requests[0]["system"].to_string();
+    assert!(system.contains("Run the tests with `python3 -m unittest -v`."), "{system}");
+    let patch_call = &requests[3]["messages"][5]["content"][0];
+    assert_eq!(patch_call["type"], "tool_use");
+    assert_eq!(patch_call["name"], "apply_patch");
+    assert!(patch_call["input"]["input"].as_str().unwrap().starts_with("*** Begin Patch"));
+    let result: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert!(result["patch"].as_str().unwrap().contains("+    return a + b\n"), "{result}");
+    assert_eq!(result["report"]["checks"][0]["passed"], true);
+}
