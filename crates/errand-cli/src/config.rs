@@ -43,6 +43,9 @@ pub struct ModelSection {
     pub reasoning_effort: Option<String>,
     /// The most tokens one answer may have; unset: the endpoint's default (Anthropic: 32000).
     pub max_output_tokens: Option<u32>,
+    /// The model's context window in input tokens; unset: known models' own, else 128k (32k
+    /// for Chat Completions, where local servers often run smaller contexts).
+    pub context_window: Option<u64>,
 }
 
 impl Default for ModelSection {
@@ -59,6 +62,7 @@ impl Default for ModelSection {
             patch_tool: "freeform".into(),
             reasoning_effort: None,
             max_output_tokens: None,
+            context_window: None,
         }
     }
 }
@@ -78,6 +82,16 @@ impl ModelSection {
     pub fn base_url(&self) -> String {
         let url = self.base_url.as_deref().unwrap_or(self.provider().default_base_url());
         url.trim_end_matches('/').to_string()
+    }
+
+    /// The context window compaction works against: configured, known, or a default.
+    pub fn context_window(&self) -> u64 {
+        self.context_window.or_else(|| errand_model::known_context_window(&self.model())).unwrap_or(
+            match self.provider() {
+                errand_model::Provider::ChatCompletions => 32_768,
+                _ => 128_000,
+            },
+        )
     }
 
     /// The variable holding the key, or the provider's usual one (`ANTHROPIC_API_KEY`, …).
@@ -111,6 +125,8 @@ pub struct AgentSection {
     pub cost_budget_usd: Option<f64>,
     pub command_timeout_secs: u64,
     pub attempt_timeout_secs: u64,
+    /// Compact the conversation once it fills this percentage of the context window.
+    pub auto_compact_percent: u8,
 }
 
 impl Default for AgentSection {
@@ -122,6 +138,7 @@ impl Default for AgentSection {
             cost_budget_usd: None,
             command_timeout_secs: defaults.command_timeout.as_secs(),
             attempt_timeout_secs: defaults.attempt_timeout.as_secs(),
+            auto_compact_percent: (defaults.auto_compact_ratio * 100.0).round() as u8,
         }
     }
 }
@@ -194,6 +211,11 @@ impl Config {
             number(env, "ERRAND_MODEL_MAX_OUTPUT_TOKENS", &mut max)?;
             self.model.max_output_tokens = Some(max);
         }
+        if env("ERRAND_MODEL_CONTEXT_WINDOW").is_some() {
+            let mut window = 0u64;
+            number(env, "ERRAND_MODEL_CONTEXT_WINDOW", &mut window)?;
+            self.model.context_window = Some(window);
+        }
         number(env, "ERRAND_SANDBOX_UID", &mut self.sandbox.uid)?;
         number(env, "ERRAND_MAX_TURNS", &mut self.agent.max_turns)?;
         if env("ERRAND_TOKEN_BUDGET").is_some() {
@@ -260,6 +282,15 @@ impl Config {
                 );
             }
         }
+        if self.model.context_window.is_some_and(|w| w < 1_000) {
+            bail!("model.context_window must be at least 1000 tokens");
+        }
+        if !(10..=100).contains(&self.agent.auto_compact_percent) {
+            bail!(
+                "agent.auto_compact_percent = {} must be between 10 and 100",
+                self.agent.auto_compact_percent
+            );
+        }
         if self.agent.max_turns == 0 {
             bail!("agent.max_turns must be at least 1");
         }
@@ -304,6 +335,8 @@ impl Config {
             prices: self.prices.get(&self.model.model()).copied(),
             token_budget: self.agent.token_budget,
             cost_budget_usd: self.agent.cost_budget_usd,
+            context_window: Some(self.model.context_window()),
+            auto_compact_ratio: f64::from(self.agent.auto_compact_percent) / 100.0,
             patch_tool: if self.model.patch_tool == "function" {
                 errand_agent::PatchToolMode::Function
             } else {
@@ -317,6 +350,21 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_context_window_is_configured_known_or_a_default() {
+        let window = |toml: &str| Config::from_toml(toml).unwrap().agent_config().context_window;
+        assert_eq!(window(""), Some(272_000), "gpt-5-codex by default");
+        assert_eq!(window("[model]\nprovider = \"anthropic\"\n"), Some(200_000));
+        let local = "[model]\nprovider = \"chat-completions\"\nmodel = \"qwen2.5-coder\"\n";
+        assert_eq!(window(local), Some(32_768));
+        assert_eq!(window(&format!("{local}context_window = 8192\n")), Some(8_192));
+        let ratio = Config::from_toml("[agent]\nauto_compact_percent = 50\n").unwrap();
+        assert_eq!(ratio.agent_config().auto_compact_ratio, 0.5);
+        let mut tiny = Config::from_toml("[model]\ncontext_window = 10\n").unwrap();
+        tiny.apply_env(&|_| None).unwrap();
+        assert!(tiny.validate().unwrap_err().to_string().contains("model.context_window"));
+    }
 
     #[test]
     fn unknown_keys_are_named() {

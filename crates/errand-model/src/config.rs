@@ -67,6 +67,28 @@ impl Provider {
     }
 }
 
+/// The context window of a known model, in tokens of input, by name prefix (a dated snapshot or
+/// a `-mini` variant shares its family's window unless listed before it). `None` for models
+/// Errand does not know, such as local ones: the caller picks a default and the user configures
+/// the real figure. Sources: the providers' model pages (OpenAI: GPT-5 family 400k in total of
+/// which 128k output, so 272k input, the figure Codex compacts against; GPT-4.1 1M; o3/o4 200k;
+/// GPT-4o 128k. Anthropic: 200k for Claude 3 and later, 1M only in a beta).
+pub fn known_context_window(model: &str) -> Option<u64> {
+    const KNOWN: &[(&str, u64)] = &[
+        ("gpt-5", 272_000),
+        ("codex-", 272_000),
+        ("gpt-4.1", 1_047_576),
+        ("o3", 200_000),
+        ("o4-mini", 200_000),
+        ("gpt-4o", 128_000),
+        ("claude-", 200_000),
+    ];
+    // A provider prefix such as `openai/` or `anthropic/` (LiteLLM, OpenRouter) does not change
+    // the model.
+    let name = model.rsplit('/').next().unwrap_or(model).to_ascii_lowercase();
+    KNOWN.iter().find(|(prefix, _)| name.starts_with(prefix)).map(|&(_, window)| window)
+}
+
 /// Settings for one model endpoint. `errand-cli` fills it from `errand.toml` and `ERRAND_MODEL*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelConfig {
@@ -139,5 +161,19 @@ impl ModelConfig {
             Provider::ChatCompletions => self.chat_completions_url(),
             Provider::Anthropic => self.messages_url(),
         }
+    }
+}
+
+#[cfg(test)]
+mod context_window_tests {
+    use super::known_context_window;
+
+    #[test]
+    fn known_families_have_windows_and_local_models_none() {
+        assert_eq!(known_context_window("gpt-5-codex"), Some(272_000));
+        assert_eq!(known_context_window("openai/gpt-5.1"), Some(272_000));
+        assert_eq!(known_context_window("claude-sonnet-4-5"), Some(200_000));
+        assert_eq!(known_context_window("gpt-4o-mini"), Some(128_000));
+        assert_eq!(known_context_window("qwen2.5-coder:1.5b"), None);
     }
 }

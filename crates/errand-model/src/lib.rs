@@ -31,6 +31,6 @@ mod sse;
 mod turn_stream;
 
 pub use client::{ModelClient, ModelProgress};
-pub use config::{ANTHROPIC_DEFAULT_MAX_TOKENS, ModelConfig, Provider};
+pub use config::{ANTHROPIC_DEFAULT_MAX_TOKENS, ModelConfig, Provider, known_context_window};
 pub use conversation::{FreeformFormat, Item, ModelRequest, ModelTurn, Role, ToolSpec};
 pub use error::ModelError;
