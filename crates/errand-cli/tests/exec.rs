@@ -103,9 +103,14 @@ expect.last_tool_output_contains = ["Exit code: 1", "Log: log:7", "AssertionErro
 type = "function_call"
 name = "shell"
 arguments = { command = ["cat", "calc.py"] }
+[[turns.output]]
+type = "function_call"
+name = "shell"
+arguments = { command = ["cat", "test_calc.py"] }
 
 [[turns]]
-expect.last_tool_output_contains = ["return a - b"]
+expect.request_contains = ["return a - b", "self.assertEqual(add(2, 3), 5)"]
+expect.last_tool_output_contains = ["self.assertEqual(add(2, 3), 5)"]
 [[turns.output]]
 type = "custom_tool_call"
 name = "apply_patch"
@@ -158,6 +163,20 @@ async fn exec_fixes_a_failing_test_end_to_end() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
     model.verify().unwrap();
+
+    // Turn 2 made two calls at once; both ran, in order, and each result follows its call.
+    let requests = model.requests();
+    assert_eq!(requests[0]["parallel_tool_calls"], true);
+    let input = requests[2]["input"].as_array().unwrap();
+    let tail: Vec<(&str, &str)> = input[input.len() - 4..]
+        .iter()
+        .map(|i| (i["type"].as_str().unwrap(), i["call_id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(tail[0].0, "function_call");
+    assert_eq!(tail[1], ("function_call_output", tail[0].1));
+    assert_eq!(tail[2].0, "function_call");
+    assert_eq!(tail[3], ("function_call_output", tail[2].1));
+    assert_ne!(tail[0].1, tail[2].1);
 
     let lines: Vec<serde_json::Value> =
         stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -470,4 +489,66 @@ async fn exec_fixes_a_failing_test_over_anthropic_messages() {
     let result: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert!(result["patch"].as_str().unwrap().contains("+    return a + b\n"), "{result}");
     assert_eq!(result["report"]["checks"][0]["passed"], true);
+}
+
+/// A long run through the real binary: with a small context window, the conversation is
+/// compacted before it reaches the endpoint's limit, and the next request carries the model's
+/// summary, the task and the AGENTS.md chain but not the summarised turn.
+const COMPACT_SCRIPT: &str = r#"
+[[turns]]
+[[turns.output]]
+type = "function_call"
+name = "shell"
+arguments = { command = ["bash", "-lc", "cat test_calc.py; seq 1 300"] }
+
+[[turns]]
+expect.last_user_message_contains = ["about to be compacted", "log citation"]
+expect.request_contains = ["class AddTest"]
+[[turns.output]]
+type = "message"
+text = "Progress: read test_calc.py (log:7#L1-L3); add() must return a + b."
+
+[[turns]]
+expect.request_contains = [
+    "<summary>",
+    "read test_calc.py (log:7#L1-L3)",
+    "fix the failing test",
+    "Run the tests with `python3 -m unittest -v`.",
+]
+[[turns.output]]
+type = "message"
+text = "Explain the failure\n\nadd() subtracts; the test expects 5 (log:7#L8-L8)."
+"#;
+
+#[tokio::test]
+async fn a_long_run_is_compacted_before_the_context_window_fills() {
+    if !sandbox_available() {
+        return;
+    }
+    let root = scratch();
+    let repo = make_repo(root.path());
+    let model = ScriptedModel::start(Script::from_toml(COMPACT_SCRIPT).unwrap()).await.unwrap();
+    let env = [("ERRAND_MODEL_CONTEXT_WINDOW", "1000")];
+    let args = ["exec", "--json", "fix the failing test"];
+    let out = run_errand_with(root.path(), &repo, &model, &args, &env).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    model.verify().unwrap();
+    let lines: Vec<serde_json::Value> =
+        stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let compacted: Vec<&serde_json::Value> =
+        lines.iter().filter(|e| e["type"] == "context_compacted").collect();
+    assert_eq!(compacted.len(), 1, "{stdout}");
+    assert_eq!(compacted[0]["trigger"], "auto");
+    assert_eq!(compacted[0]["turns_summarized"], 1);
+    assert!(compacted[0]["summary"].as_str().unwrap().starts_with("Progress: read test_calc.py"));
+    // What the model saw after the compaction: not the summarised turn's call or output.
+    let after = model.requests()[2].to_string();
+    assert!(!after.contains("class AddTest"), "{after}");
+    assert!(!after.contains("function_call"), "{after}");
+    // Citations made before the compaction still resolve against the log.
+    let result = lines.last().unwrap();
+    let citations = result["report"]["citations"].as_array().unwrap();
+    assert_eq!(citations[0]["raw"], "log:7#L8-L8");
+    assert!(citations[0].get("problem").is_none(), "{citations:?}");
 }
