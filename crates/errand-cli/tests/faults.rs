@@ -19,16 +19,19 @@ use serde_json::Value;
 enum Wire {
     Responses,
     Chat,
+    /// Anthropic Messages.
+    Messages,
 }
 
 impl Wire {
-    const ALL: [Wire; 2] = [Wire::Responses, Wire::Chat];
+    const ALL: [Wire; 3] = [Wire::Responses, Wire::Chat, Wire::Messages];
 
     /// `model.provider` in errand.toml.
     fn provider(self) -> &'static str {
         match self {
             Wire::Responses => "openai-responses",
             Wire::Chat => "chat-completions",
+            Wire::Messages => "anthropic",
         }
     }
 
@@ -37,6 +40,17 @@ impl Wire {
         match self {
             Wire::Responses => "response.completed",
             Wire::Chat => "[DONE]",
+            Wire::Messages => "message_stop",
+        }
+    }
+
+    /// The call id Errand records for the scripted tool call `id` of turn `turn`. Anthropic's
+    /// ids are the API's `tool_use` ids with their message's id appended (`<id>@msg_<turn>` with
+    /// the scripted model), so that a turn's parallel calls go back to the API together.
+    fn call_id(self, id: &str, turn: usize) -> String {
+        match self {
+            Wire::Responses | Wire::Chat => id.to_string(),
+            Wire::Messages => format!("{id}@msg_{turn}"),
         }
     }
 
@@ -44,6 +58,7 @@ impl Wire {
     fn key_env(self) -> &'static str {
         match self {
             Wire::Responses | Wire::Chat => "OPENAI_API_KEY",
+            Wire::Messages => "ANTHROPIC_API_KEY",
         }
     }
 }
@@ -200,7 +215,8 @@ async fn a_dropped_stream_is_retried_and_its_tool_call_runs_once() {
     if !sandbox_available() {
         return;
     }
-    // The cut comes after every event but the last (`response.completed`, `[DONE]`): the call is
+    // The cut comes after every event but the last (`response.completed`, `[DONE]`,
+    // `message_stop`): the call is
     // complete on the wire, but the turn is not, so nothing of it may run before the retry.
     let script = r#"
 [[turns]]
@@ -227,7 +243,7 @@ text = "calc.py subtracts; the test expects a sum."
         assert!(error.contains(&format!("before {}", wire.end_marker())), "{wire:?}: {error}");
         let started = of_type(&lines, "command_started");
         assert_eq!(started.len(), 1, "{wire:?}: {started:?}");
-        assert_eq!(started[0]["call_id"], "call_cat");
+        assert_eq!(started[0]["call_id"], wire.call_id("call_cat", 1).as_str());
         assert_eq!(of_type(&lines, "command_finished")[0]["exit_code"], 0);
         assert_eq!(model.requests().len(), 3, "{wire:?}");
         model.verify().unwrap();
@@ -265,14 +281,12 @@ text = "calc.py subtracts; the test expects a sum."
         assert_eq!(result(&out, &lines)["state"], "succeeded", "{wire:?}: {}", both(&out));
         let errors = of_type(&lines, "tool_error");
         assert_eq!(errors.len(), 1, "{wire:?}: {}", both(&out));
-        assert_eq!(
-            (&errors[0]["tool"], &errors[0]["call_id"]),
-            (&"shell".into(), &"call_1_1".into())
-        );
+        assert_eq!(errors[0]["tool"], "shell");
+        assert_eq!(errors[0]["call_id"], wire.call_id("call_1_1", 1).as_str());
         // Only the corrected call ran.
         let started = of_type(&lines, "command_started");
         let ids: Vec<&Value> = started.iter().map(|e| &e["call_id"]).collect();
-        assert_eq!(ids, [&Value::from("call_2_1")], "{wire:?}");
+        assert_eq!(ids, [&Value::from(wire.call_id("call_2_1", 2))], "{wire:?}");
         assert!(of_type(&lines, "model_retry").is_empty(), "a tool error is not a model failure");
         model.verify().unwrap();
     }
