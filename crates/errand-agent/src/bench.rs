@@ -203,6 +203,7 @@ impl Sandbox for NullSandbox {
             signal: None,
             timed_out: false,
             duration: Duration::ZERO,
+            limit_hit: None,
         })
     }
 

@@ -800,6 +800,11 @@ async fn run_shell(
             config.max_output_bytes
         ));
     }
+    if let Some(hit) = &outcome.limit_hit {
+        let (limit, detail) = (hit.limit.clone(), hit.detail.clone());
+        sink.record(EventKind::LimitReached { limit, detail }).await;
+        text.push_str(&format!("Note: {}\n", hit.detail));
+    }
     text.push_str("Output:\n");
     text.push_str(&truncate_for_model(
         recorder.text(),

@@ -10,7 +10,7 @@ use errand_agent::{AgentConfig, AttemptSpec, MemoryLog, Model, run_attempt};
 use errand_model::{Item, ModelError, ModelProgress, ModelRequest, ModelTurn, Role};
 use errand_protocol::{AttemptState, Event, EventKind, FileChange, FileChangeKind, TokenUsage};
 use errand_sandbox::{
-    ExecOutcome, ExecRequest, PatchOutcome, Sandbox, SandboxError, WorkspaceDiff,
+    ExecOutcome, ExecRequest, LimitHit, PatchOutcome, Sandbox, SandboxError, WorkspaceDiff,
 };
 
 /// Answers each turn from a list; records every request.
@@ -102,6 +102,13 @@ impl Sandbox for FakeSandbox {
             return Err(SandboxError::NoSuchWorkdir(request.workdir));
         }
         let (chunks, code) = self.outputs.get(&request.command[0]).cloned().unwrap_or((vec![], 0));
+        // `memhog` runs into the attempt's memory limit, as a real sandbox reports it.
+        let limit_hit = (request.command[0] == "memhog").then(|| LimitHit {
+            limit: "memory".into(),
+            detail: "the attempt's memory limit (64.0 MiB) was reached; the kernel killed a \
+                     process of the command"
+                .into(),
+        });
         self.execs.lock().unwrap().push(request);
         for chunk in chunks {
             output(chunk.as_bytes());
@@ -111,6 +118,7 @@ impl Sandbox for FakeSandbox {
             signal: None,
             timed_out: false,
             duration: Duration::from_millis(3),
+            limit_hit,
         })
     }
     async fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, SandboxError> {
@@ -292,6 +300,35 @@ async fn tool_errors_go_back_to_the_model_and_the_loop_goes_on() {
     assert_eq!(tool_output(&model, "c4"), "Plan updated.");
     assert!(tool_output(&model, "c5").contains("`command` must not be empty"));
     assert_eq!(kinds(log.events()).iter().filter(|k| **k == "tool_error").count(), 3);
+}
+
+#[tokio::test]
+async fn a_sandbox_limit_that_bit_is_recorded_and_told_to_the_model() {
+    let mut sandbox = FakeSandbox::default();
+    sandbox.outputs.insert("memhog".into(), (vec!["Killed\n"], 137));
+    let model = FakeModel::new(vec![
+        vec![call("c1", "shell", r#"{"command":["memhog"]}"#)],
+        vec![call("c2", "shell", r#"{"command":["true"]}"#)],
+        vec![say("Done")],
+    ]);
+    let mut log = MemoryLog::default();
+    let result = run_attempt(&spec(), &sandbox, &model, &AgentConfig::default(), &mut log).await;
+    // A limit that bit stops the command, not the attempt.
+    assert_eq!(result.outcome.state, AttemptState::Succeeded);
+    let limits: Vec<(&str, &str)> = log
+        .events()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::LimitReached { limit, detail } => Some((limit.as_str(), detail.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(limits.len(), 1, "{limits:?}");
+    assert_eq!(limits[0].0, "memory");
+    assert!(limits[0].1.contains("64.0 MiB"), "{limits:?}");
+    let told = tool_output(&model, "c1");
+    assert!(told.contains("Note: the attempt's memory limit (64.0 MiB) was reached"), "{told}");
+    assert!(!tool_output(&model, "c2").contains("Note:"));
 }
 
 #[tokio::test]

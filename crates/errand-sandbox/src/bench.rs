@@ -73,6 +73,7 @@ pub async fn sandbox_start(
             lower.clone(),
             base.clone(),
             &format!("{prefix}-{run}"),
+            &crate::Limits::default(),
         )
         .await?;
         let outcome = sandbox.exec(true_request(), &mut |_| {}).await;

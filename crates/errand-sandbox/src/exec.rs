@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
 
+use crate::cgroup::AttemptCgroup;
+use crate::limits::Rlimits;
 use crate::{ExecOutcome, ExecRequest, SandboxError};
 
 /// Where the attempt's directory appears inside each command's private mount namespace.
@@ -29,6 +31,8 @@ pub(crate) const STAGE: &str = "/run/errand-sandbox";
 pub(crate) const WORKSPACE: &str = "/workspace";
 /// The helper binary inside the sandbox.
 pub(crate) const HELPER: &str = "/opt/errand/errand";
+/// The descriptor bwrap reads the seccomp filter from; the status pipe is 3 (see [`WRAPPER`]).
+const SECCOMP_FD: RawFd = 4;
 /// How long output may keep arriving after bwrap exited before we stop waiting for it. In
 /// practice it ends at once: bwrap's exit tears down the pid namespace and every writer in it.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
@@ -47,6 +51,12 @@ pub(crate) struct Launch<'a> {
     pub uid: u32,
     /// The base image's bwrap arguments (see `image.rs`).
     pub image: &'a [OsString],
+    /// The attempt's cgroups, which every command enters before bwrap starts.
+    pub cgroup: Option<&'a AttemptCgroup>,
+    /// Limits no cgroup enforces, set on bwrap (and inherited by the command).
+    pub rlimits: Rlimits,
+    /// The compiled seccomp filter (`seccomp.rs`), handed to bwrap on [`SECCOMP_FD`].
+    pub seccomp: &'a [u8],
 }
 
 /// Runs `request` (whose workdir is already resolved to an absolute sandbox path).
@@ -69,9 +79,29 @@ pub(crate) async fn run(
     let err_write = out_write.try_clone().map_err(io("cannot create the output pipe"))?;
     let (status_read, status_write) =
         std::io::pipe().map_err(io("cannot create the status pipe"))?;
-    let status_write = OwnedFd::from(status_write);
+    // Numbered 5 or above, so the hook's moves to 3 and 4 cannot overwrite one with the other.
+    let status_write =
+        above_reserved(OwnedFd::from(status_write)).map_err(io("cannot create the status pipe"))?;
+    let seccomp = seccomp_pipe(launch.seccomp).map_err(io("cannot pass the seccomp filter"))?;
+    let cgroup_procs = launch
+        .cgroup
+        .iter()
+        .flat_map(|cgroup| cgroup.procs_files())
+        .map(|file| {
+            std::fs::OpenOptions::new().write(true).open(&file).map_err(|source| SandboxError::Io {
+                context: format!("cannot open {}", file.display()),
+                source,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let counters_before = launch.cgroup.map(|cgroup| cgroup.counters());
 
-    let hook = MountHook::new(launch, status_write.as_raw_fd())?;
+    let hook = MountHook::new(
+        launch,
+        status_write.as_raw_fd(),
+        seccomp.as_raw_fd(),
+        cgroup_procs.iter().map(AsRawFd::as_raw_fd).collect(),
+    )?;
     let mut command = tokio::process::Command::new(launch.bwrap);
     command
         .env_clear()
@@ -90,6 +120,8 @@ pub(crate) async fn run(
     // Our copies of the pipes' write ends must go, or we would never see end of file.
     drop(command);
     drop(status_write);
+    drop(seccomp);
+    drop(cgroup_procs);
     let status_read = pipe::Receiver::from_owned_fd(OwnedFd::from(status_read))
         .map_err(io("cannot read the status pipe"))?;
     let mut child = match spawned {
@@ -151,13 +183,41 @@ pub(crate) async fn run(
     if !timed_out && read_status_byte(&status_read) == Some(b'w') {
         return Err(SandboxError::NoSuchWorkdir(workdir.to_string()));
     }
+    let limit_hit = launch
+        .cgroup
+        .zip(counters_before)
+        .and_then(|(cgroup, before)| cgroup.hit(before, cgroup.counters()));
     use std::os::unix::process::ExitStatusExt;
     Ok(ExecOutcome {
         exit_code: if timed_out { None } else { status.code() },
         signal: status.signal(),
         timed_out,
         duration: started.elapsed(),
+        limit_hit,
     })
+}
+
+/// A duplicate of `fd` numbered 5 or above (close-on-exec, like every descriptor we open).
+fn above_reserved(fd: OwnedFd) -> std::io::Result<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: fcntl on a descriptor we own; the result, if valid, is a new descriptor we own.
+    let raised = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, SECCOMP_FD + 1) };
+    if raised < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `raised` is a fresh descriptor nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raised) })
+}
+
+/// A pipe holding the filter, its write end already closed: bwrap reads it to end of file. The
+/// filter (about 1 KiB, see seccomp.rs's tests) fits in the smallest pipe buffer, one page, so
+/// writing it cannot block.
+fn seccomp_pipe(filter: &[u8]) -> std::io::Result<OwnedFd> {
+    use std::io::Write;
+    let (read, mut write) = std::io::pipe()?;
+    write.write_all(filter)?;
+    drop(write);
+    above_reserved(OwnedFd::from(read))
 }
 
 /// bwrap's arguments for one command (see the design's "Local sandbox recipe").
@@ -174,6 +234,8 @@ fn bwrap_args(
         "--die-with-parent",
         "--new-session",
         "--clearenv",
+        "--seccomp",
+        "4",
         "--uid",
         "1000",
         "--gid",
@@ -242,6 +304,8 @@ fn setup_failure(status: &pipe::Receiver, error: std::io::Error, launch: &Launch
         ),
         Some(b'h') => format!("bind-mounting the helper {}", launch.helper.display()),
         Some(b'f') => "preparing file descriptors".to_string(),
+        Some(b'c') => "entering the attempt's cgroup".to_string(),
+        Some(b'r') => "setting resource limits (rlimits)".to_string(),
         Some(b'u') => format!("switching to uid {}", launch.uid),
         Some(b'd') => "the parent process went away".to_string(),
         _ => format!("starting {}", launch.bwrap.display()),
@@ -259,11 +323,20 @@ struct MountHook {
     helper_mount_point: CString,
     uid: libc::uid_t,
     status_fd: RawFd,
+    seccomp_fd: RawFd,
+    /// Open `cgroup.procs` files of the attempt's cgroups.
+    cgroup_procs: Vec<RawFd>,
+    rlimits: Rlimits,
     parent: libc::pid_t,
 }
 
 impl MountHook {
-    fn new(launch: &Launch, status_fd: RawFd) -> Result<MountHook, SandboxError> {
+    fn new(
+        launch: &Launch,
+        status_fd: RawFd,
+        seccomp_fd: RawFd,
+        cgroup_procs: Vec<RawFd>,
+    ) -> Result<MountHook, SandboxError> {
         let c = |path: &Path| {
             CString::new(path.as_os_str().as_bytes()).map_err(|_| {
                 SandboxError::Setup(format!("path {} contains a NUL byte", path.display()))
@@ -288,6 +361,9 @@ impl MountHook {
             helper_mount_point: c(&stage.join("errand"))?,
             uid: launch.uid,
             status_fd,
+            seccomp_fd,
+            cgroup_procs,
+            rlimits: launch.rlimits,
             // SAFETY: getpid has no preconditions.
             parent: unsafe { libc::getpid() },
         })
@@ -304,6 +380,16 @@ impl MountHook {
                 libc::write(fd, (&step as *const u8).cast(), 1);
                 Err(error)
             };
+            // First, while still root: from here on every process of the command, bwrap
+            // included, is born in the attempt's cgroups. "0" means the writer itself.
+            for &fd in &self.cgroup_procs {
+                if libc::write(fd, c"0".as_ptr().cast(), 1) != 1 {
+                    return fail(self.status_fd, b'c');
+                }
+            }
+            if self.rlimits.apply().is_err() {
+                return fail(self.status_fd, b'r');
+            }
             if libc::unshare(libc::CLONE_NEWNS) != 0 {
                 return fail(self.status_fd, b'n');
             }
@@ -348,19 +434,23 @@ impl MountHook {
             {
                 return fail(self.status_fd, b'h');
             }
-            // The status pipe becomes fd 3 for the wrapper; every other descriptor above the
-            // standard ones closes at exec, so nothing the host process holds leaks into the
-            // sandbox (bwrap itself closes none).
+            // The status pipe becomes fd 3 for the wrapper and the filter fd 4 for bwrap (which
+            // closes it after reading); every other descriptor above the standard ones closes
+            // at exec, so nothing the host process holds leaks into the sandbox (bwrap itself
+            // closes none). Both sources are numbered 5 or above (see `above_reserved`), and
+            // dup2 clears close-on-exec on the copies.
             const STATUS: RawFd = 3;
-            let moved = if self.status_fd == STATUS {
-                libc::fcntl(STATUS, libc::F_SETFD, 0)
-            } else {
-                libc::dup2(self.status_fd, STATUS)
-            };
-            if moved < 0 {
+            if libc::dup2(self.status_fd, STATUS) < 0 || libc::dup2(self.seccomp_fd, SECCOMP_FD) < 0
+            {
                 return fail(self.status_fd, b'f');
             }
-            if libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) != 0
+            let first_closed = (SECCOMP_FD + 1) as u32;
+            if libc::syscall(
+                libc::SYS_close_range,
+                first_closed,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            ) != 0
             {
                 return fail(STATUS, b'f');
             }

@@ -11,16 +11,22 @@
 //! - `local.rs`: [`LocalSandbox`], the local backend; `lower.rs` its shared checkouts,
 //!   `layer.rs` an attempt's upper layer, `image.rs` the `host` base image, `exec.rs` one
 //!   command in bwrap, `paths.rs` the agent's paths checked lexically.
+//! - `limits.rs`: [`Limits`] and the rlimit fallback; `cgroup.rs` an attempt's cgroups;
+//!   `seccomp.rs` the system call filter every command runs under.
 //! - [`bench`]: start-up timings.
 
 pub mod bench;
+mod cgroup;
 mod exec;
 mod image;
 mod layer;
+mod limits;
 mod local;
 mod lower;
 mod paths;
 mod sandbox;
+mod seccomp;
 
+pub use limits::{LimitHit, Limits};
 pub use local::{DEFAULT_SANDBOX_UID, LocalSandbox, LocalSandboxConfig};
 pub use sandbox::{ExecOutcome, ExecRequest, PatchOutcome, Sandbox, SandboxError, WorkspaceDiff};

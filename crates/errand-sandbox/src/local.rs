@@ -6,11 +6,13 @@ use std::time::Duration;
 use errand_git::Repo;
 use tokio::sync::RwLock;
 
+use crate::cgroup::AttemptCgroup;
 use crate::exec::{self, HELPER, Launch, STAGE, WORKSPACE};
 use crate::image::{generated_etc, host_image_args};
 use crate::layer::{AttemptLayout, read_upper_blocking};
+use crate::limits::Rlimits;
 use crate::paths::{resolve_workdir, resolve_workspace_path};
-use crate::{ExecOutcome, ExecRequest, PatchOutcome, Sandbox, SandboxError, WorkspaceDiff};
+use crate::{ExecOutcome, ExecRequest, Limits, PatchOutcome, Sandbox, SandboxError, WorkspaceDiff};
 
 /// Host uid the agent's processes run as (uid 1000 inside the sandbox).
 pub const DEFAULT_SANDBOX_UID: u32 = 61000;
@@ -53,6 +55,9 @@ pub struct LocalSandbox {
     uid: u32,
     image: Vec<std::ffi::OsString>,
     isolation: Vec<String>,
+    /// `None` when no limit uses a cgroup; always removed by `destroy` (or, failing that, drop).
+    cgroup: Option<AttemptCgroup>,
+    rlimits: Rlimits,
     /// Commands share the layer; a diff needs it to hold still (the write side).
     layer_use: RwLock<()>,
 }
@@ -60,12 +65,23 @@ pub struct LocalSandbox {
 impl LocalSandbox {
     /// Prepares (or reuses) the lower checkout of `repo` at `commit` and creates the attempt's
     /// layer. `commit` may be anything git resolves to a commit; `attempt` names the layer's
-    /// directory and must be new.
+    /// directory and must be new. The attempt gets the default [`Limits`].
     pub async fn create(
         config: &LocalSandboxConfig,
         repo: &Path,
         commit: &str,
         attempt: &str,
+    ) -> Result<LocalSandbox, SandboxError> {
+        LocalSandbox::create_limited(config, repo, commit, attempt, &Limits::default()).await
+    }
+
+    /// [`LocalSandbox::create`] with the attempt's own limits (an environment's configuration).
+    pub async fn create_limited(
+        config: &LocalSandboxConfig,
+        repo: &Path,
+        commit: &str,
+        attempt: &str,
+        limits: &Limits,
     ) -> Result<LocalSandbox, SandboxError> {
         let host = check_host(config).await?;
         let repo = Repo::discover(repo).await.map_err(|e| SandboxError::Setup(e.to_string()))?;
@@ -73,7 +89,7 @@ impl LocalSandbox {
             repo.resolve_commit(commit).await.map_err(|e| SandboxError::Setup(e.to_string()))?;
         let lower =
             crate::lower::prepare(&config.data_dir, &repo, &base, config.sandbox_uid).await?;
-        LocalSandbox::create_on_lower(config, host, lower, base, attempt).await
+        LocalSandbox::create_on_lower(config, host, lower, base, attempt, limits).await
     }
 
     /// Creates an attempt's layer over an already prepared lower checkout.
@@ -83,24 +99,39 @@ impl LocalSandbox {
         lower: PathBuf,
         base: String,
         attempt: &str,
+        limits: &Limits,
     ) -> Result<LocalSandbox, SandboxError> {
         let layout = AttemptLayout::new(&config.data_dir, attempt)?;
         let blocking_layout = layout.clone();
         let uid = config.sandbox_uid;
-        let image = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
-            blocking_layout.create_blocking(uid)?;
-            for (name, contents) in generated_etc() {
-                std::fs::write(blocking_layout.etc().join(name), contents)?;
+        let (attempt, limits) = (attempt.to_string(), limits.clone());
+        let (image, enforcement) = tokio::task::spawn_blocking(move || {
+            let image = (|| -> std::io::Result<_> {
+                blocking_layout.create_blocking(uid)?;
+                for (name, contents) in generated_etc() {
+                    std::fs::write(blocking_layout.etc().join(name), contents)?;
+                }
+                // bwrap sees the attempt's generated files under the stage (see exec.rs).
+                Ok(host_image_args(&Path::new(STAGE).join("etc")))
+            })()
+            .map_err(|source| SandboxError::Io {
+                context: format!(
+                    "cannot create the attempt directory {}",
+                    blocking_layout.root().display()
+                ),
+                source,
+            })?;
+            match crate::cgroup::enforce(&limits, &attempt) {
+                Ok(enforcement) => Ok((image, enforcement)),
+                Err(error) => {
+                    // The attempt never existed: leave no directory to trip over a retry.
+                    let _ = std::fs::remove_dir_all(blocking_layout.root());
+                    Err(error)
+                }
             }
-            // bwrap sees the attempt's generated files under the stage (see exec.rs).
-            Ok(host_image_args(&Path::new(STAGE).join("etc")))
         })
         .await
-        .map_err(|e| SandboxError::Setup(format!("creating the attempt stopped: {e}")))?
-        .map_err(|source| SandboxError::Io {
-            context: format!("cannot create the attempt directory {}", layout.root().display()),
-            source,
-        })?;
+        .map_err(|e| SandboxError::Setup(format!("creating the attempt stopped: {e}")))??;
         let isolation = vec![
             host.bwrap_version.clone(),
             "overlayfs upper layer over a private checkout".into(),
@@ -108,7 +139,10 @@ impl LocalSandbox {
             "capabilities: none".into(),
             format!("uid 1000 (host uid {uid})"),
             "base image: host (read-only /usr, whitelisted /etc)".into(),
-            "limits: wall clock per command".into(),
+            "seccomp: mount, namespaces, ptrace, kernel modules, bpf, io_uring, keyrings and \
+             more denied"
+                .into(),
+            enforcement.summary,
         ];
         Ok(LocalSandbox {
             layout,
@@ -119,22 +153,40 @@ impl LocalSandbox {
             uid,
             image,
             isolation,
+            cgroup: enforcement.cgroup,
+            rlimits: enforcement.rlimits,
             layer_use: RwLock::new(()),
         })
     }
 
-    /// Removes the attempt's directory (its upper layer: the agent's work is gone after this).
-    pub async fn destroy(self) -> Result<(), SandboxError> {
+    /// Removes the attempt's cgroups (killing anything left in them) and its directory (its
+    /// upper layer: the agent's work is gone after this).
+    pub async fn destroy(mut self) -> Result<(), SandboxError> {
         let _quiet = self.layer_use.write().await;
         let root = self.layout.root().to_path_buf();
         let shown = root.display().to_string();
-        tokio::task::spawn_blocking(move || std::fs::remove_dir_all(root))
-            .await
-            .map_err(|e| SandboxError::Setup(format!("removing the attempt stopped: {e}")))?
-            .map_err(|source| SandboxError::Io {
+        let cgroup = self.cgroup.take();
+        tokio::task::spawn_blocking(move || {
+            let cgroup_removed = match cgroup {
+                Some(mut cgroup) => cgroup.remove_blocking().map_err(|source| SandboxError::Io {
+                    context: format!("cannot remove the cgroups {:?}", cgroup.paths()),
+                    source,
+                }),
+                None => Ok(()),
+            };
+            let dir_removed = std::fs::remove_dir_all(root).map_err(|source| SandboxError::Io {
                 context: format!("cannot remove {shown}"),
                 source,
-            })
+            });
+            cgroup_removed.and(dir_removed)
+        })
+        .await
+        .map_err(|e| SandboxError::Setup(format!("removing the attempt stopped: {e}")))?
+    }
+
+    /// The attempt's cgroup directories (empty when no limit uses a cgroup).
+    pub fn cgroups(&self) -> Vec<PathBuf> {
+        self.cgroup.as_ref().map(AttemptCgroup::paths).unwrap_or_default()
     }
 
     /// The base commit (full object id) the diff is against.
@@ -154,6 +206,9 @@ impl LocalSandbox {
             helper: &self.helper,
             uid: self.uid,
             image: &self.image,
+            cgroup: self.cgroup.as_ref(),
+            rlimits: self.rlimits,
+            seccomp: crate::seccomp::compiled(),
         }
     }
 

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use errand_protocol::FileChange;
 
+use crate::LimitHit;
+
 /// Something went wrong with the sandbox itself (not with the command that ran in it).
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
@@ -48,6 +50,10 @@ pub struct ExecOutcome {
     pub signal: Option<i32>,
     pub timed_out: bool,
     pub duration: Duration,
+    /// A resource limit of the attempt that bit while the command ran (an OOM kill, a refused
+    /// fork), for the work log and the model. Attempts' commands share the limits, so with
+    /// commands running at once it may name the other command's doing.
+    pub limit_hit: Option<LimitHit>,
 }
 
 impl ExecOutcome {
@@ -81,7 +87,8 @@ pub trait Sandbox: Send + Sync {
     fn workspace_dir(&self) -> &str;
 
     /// Human-readable facts about the isolation in force (for the `sandbox_ready` event),
-    /// e.g. `["bubblewrap 0.8.0", "network: none", "capabilities: none", "uid 1000"]`.
+    /// e.g. `["bubblewrap 0.8.0", "network: none", "capabilities: none", "uid 1000",
+    /// "limits (cgroup v1): memory 4.0 GiB, pids 512, cpu 2 cores; wall clock per command"]`.
     fn isolation(&self) -> Vec<String>;
 
     /// Runs a command; its combined stdout and stderr are passed to `output` as they arrive.
