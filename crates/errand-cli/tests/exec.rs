@@ -1,60 +1,14 @@
 //! End to end through the real `errand` binary: a repository with a failing test, the scripted
 //! model speaking the Responses protocol on loopback, real bubblewrap and overlays.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+#[allow(dead_code, reason = "each test binary uses part of the shared helpers")]
+mod common;
+
+use std::path::Path;
 use std::process::Output;
 
+use common::{CALC, git, make_repo, sandbox_available, scratch};
 use errand_testkit::{Script, ScriptedModel};
-
-/// Whether this machine can run real sandboxes; under CI it must.
-fn sandbox_available() -> bool {
-    // SAFETY: getuid has no preconditions.
-    let root = unsafe { libc::getuid() } == 0;
-    let bwrap = std::process::Command::new("bwrap").arg("--version").output().is_ok();
-    if root && bwrap {
-        return true;
-    }
-    let why =
-        if root { "bubblewrap is not installed" } else { "tests of the local sandbox need root" };
-    assert!(std::env::var_os("CI").is_none(), "CI must run the end-to-end tests, but {why}");
-    eprintln!("skipping: {why} (run scripts/install-deps.sh as root)");
-    false
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@localhost"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-const CALC: &str = "def add(a, b):\n    return a - b\n";
-const TEST: &str = "import unittest\n\nfrom calc import add\n\n\nclass AddTest(unittest.TestCase):\n    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n\n\nif __name__ == \"__main__\":\n    unittest.main()\n";
-
-/// A world-traversable temp dir (the sandbox's uid must reach the data dir under it).
-fn scratch() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    dir
-}
-
-fn make_repo(root: &Path) -> PathBuf {
-    let repo = root.join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    std::fs::write(repo.join("calc.py"), CALC).unwrap();
-    std::fs::write(repo.join("test_calc.py"), TEST).unwrap();
-    std::fs::write(repo.join("AGENTS.md"), "Run the tests with `python3 -m unittest -v`.\n")
-        .unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "-qm", "calc with a bug"]);
-    repo
-}
 
 async fn run_errand(root: &Path, repo: &Path, model: &ScriptedModel, args: &[&str]) -> Output {
     run_errand_with(root, repo, model, args, &[]).await
