@@ -71,7 +71,9 @@ impl ResponseEvents {
         self.response["output"] = Value::Array(items);
         self.response["usage"] = json!({
             "input_tokens": usage.input_tokens,
-            "input_tokens_details": { "cached_tokens": usage.cached_tokens },
+            // The real API reports prompt-cache writes too (openai-python requires the field);
+            // scripts have no such count, so none are written.
+            "input_tokens_details": { "cached_tokens": usage.cached_tokens, "cache_write_tokens": 0 },
             "output_tokens": usage.output_tokens,
             "output_tokens_details": { "reasoning_tokens": usage.reasoning_tokens },
             "total_tokens": usage.input_tokens + usage.output_tokens,

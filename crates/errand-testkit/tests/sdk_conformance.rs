@@ -260,7 +260,8 @@ async fn openai_sdk_reads_the_responses_stream() {
     assert_eq!(completed["model"], "scripted-model");
     assert_eq!(
         completed["usage"],
-        json!({"input_tokens": 100, "input_tokens_details": {"cached_tokens": 40},
+        json!({"input_tokens": 100,
+               "input_tokens_details": {"cached_tokens": 40, "cache_write_tokens": 0},
                "output_tokens": 20, "output_tokens_details": {"reasoning_tokens": 8},
                "total_tokens": 120})
     );

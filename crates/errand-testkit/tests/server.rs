@@ -132,7 +132,7 @@ async fn streams_every_event_type_in_order() {
     assert_eq!(completed["output"].as_array().unwrap().len(), 4);
     assert_eq!(
         completed["usage"],
-        json!({"input_tokens": 100, "input_tokens_details": {"cached_tokens": 40}, "output_tokens": 20,
+        json!({"input_tokens": 100, "input_tokens_details": {"cached_tokens": 40, "cache_write_tokens": 0}, "output_tokens": 20,
                "output_tokens_details": {"reasoning_tokens": 8}, "total_tokens": 120})
     );
     assert_eq!(server.requests(), vec![request("hi")]);
