@@ -506,3 +506,54 @@ async fn a_long_run_is_compacted_before_the_context_window_fills() {
     assert_eq!(citations[0]["raw"], "log:7#L8-L8");
     assert!(citations[0].get("problem").is_none(), "{citations:?}");
 }
+
+/// A token budget holds to the turn through the real binary: the turn that crosses it is the
+/// last, its tool call is not run, and the attempt fails with the reason.
+const BUDGET_SCRIPT: &str = r#"
+[[turns]]
+usage = { input_tokens = 600, output_tokens = 100 }
+[[turns.output]]
+type = "function_call"
+name = "shell"
+arguments = { command = ["cat", "calc.py"] }
+
+[[turns]]
+usage = { input_tokens = 700, output_tokens = 100 }
+[[turns.output]]
+type = "function_call"
+name = "shell"
+arguments = { command = ["touch", "over-budget"] }
+
+[[turns]]
+[[turns.output]]
+type = "message"
+text = "never reached"
+"#;
+
+#[tokio::test]
+async fn a_token_budget_stops_the_attempt_at_the_turn_that_crosses_it() {
+    if !sandbox_available() {
+        return;
+    }
+    let root = scratch();
+    let repo = make_repo(root.path());
+    let model = ScriptedModel::start(Script::from_toml(BUDGET_SCRIPT).unwrap()).await.unwrap();
+    let env = [("ERRAND_TOKEN_BUDGET", "1000")];
+    let args = ["exec", "--json", "fix the failing test"];
+    let out = run_errand_with(root.path(), &repo, &model, &args, &env).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(model.requests().len(), 2, "no request after the budget ran out");
+    let lines: Vec<serde_json::Value> =
+        stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let limit = lines.iter().find(|e| e["type"] == "limit_reached").expect("a limit_reached event");
+    assert_eq!(limit["limit"], "token_budget");
+    let commands: Vec<&serde_json::Value> =
+        lines.iter().filter(|e| e["type"] == "command_started").collect();
+    assert_eq!(commands.len(), 1, "the crossing turn's call must not run");
+    let result = lines.last().unwrap();
+    assert_eq!(result["state"], "failed");
+    let reason = result["reason"].as_str().unwrap();
+    assert!(reason.contains("1500 tokens in 2 turns, over its budget of 1000"), "{reason}");
+    assert!(result["patch"].as_str().unwrap_or("").is_empty(), "{result}");
+}
