@@ -15,6 +15,7 @@ use errand_model::{Item, ModelError, ModelProgress, ModelRequest, Role, ToolSpec
 use errand_protocol::{EventKind, PlanItem, PlanStatus, TokenUsage};
 
 use crate::model::Model;
+use crate::truncate::truncate_for_model;
 
 /// What the model is asked when its conversation is compacted.
 pub(crate) const SUMMARY_REQUEST: &str = "Your conversation is about to be compacted to fit the \
@@ -161,8 +162,17 @@ pub(crate) async fn compact(
     request: CompactRequest<'_>,
     retries: &mut Vec<EventKind>,
 ) -> Result<Compacted, CompactError> {
-    let CompactRequest { model, instructions, tools, items, head_len, turn_starts, .. } = request;
-    let split = split_point(items, turn_starts, request.keep_budget);
+    let CompactRequest {
+        model,
+        instructions,
+        tools,
+        items,
+        head_len,
+        turn_starts,
+        keep_budget,
+        plan,
+    } = request;
+    let split = split_point(items, turn_starts, keep_budget);
     let summarized: Vec<usize> = turn_starts.iter().copied().filter(|&s| s < split).collect();
     if summarized.is_empty() {
         return Err(CompactError::NothingToSummarize);
@@ -208,7 +218,10 @@ pub(crate) async fn compact(
                 if text.trim().is_empty() {
                     return Err(CompactError::NoSummary);
                 }
-                break (text, turn.usage);
+                // A summary longer than what it replaces' share of the window would defeat the
+                // compaction (and a hostile or confused model could make every turn compact).
+                let cap = keep_budget.clamp(500, 8_000) as usize * 4;
+                break (truncate_for_model(&text, usize::MAX, cap), turn.usage);
             }
             Err(ModelError::ContextLengthExceeded { .. }) => dropped += 1,
             Err(e) => return Err(CompactError::Model(e)),
@@ -216,8 +229,7 @@ pub(crate) async fn compact(
     };
 
     let mut new_items = items[..head_len].to_vec();
-    new_items
-        .push(Item::Message { role: Role::User, text: bridge_message(&summary, request.plan) });
+    new_items.push(Item::Message { role: Role::User, text: bridge_message(&summary, plan) });
     let offset = new_items.len();
     new_items.extend_from_slice(&items[split..]);
     let kept: Vec<usize> =

@@ -26,6 +26,8 @@ struct FakeModel {
     measure_input: bool,
     /// Summary requests (compaction) answered so far; they do not consume scripted turns.
     summaries: Mutex<Vec<ModelRequest>>,
+    /// Summaries of ~250 kB, far over any sensible size.
+    verbose_summaries: bool,
 }
 
 impl FakeModel {
@@ -62,7 +64,10 @@ impl Model for FakeModel {
         if is_summary_request(request) {
             let mut summaries = self.summaries.lock().unwrap();
             summaries.push(request.clone());
-            let text = format!("SUMMARY {}: ran the big commands", summaries.len());
+            let mut text = format!("SUMMARY {}: ran the big commands", summaries.len());
+            if self.verbose_summaries {
+                text.push_str(&"\nand then some more detail".repeat(10_000));
+            }
             return Ok(ModelTurn { items: vec![say(&text)], usage, response_id: None });
         }
         self.requests.lock().unwrap().push(request.clone());
@@ -709,4 +714,28 @@ async fn model_retries_are_recorded_while_the_turn_is_still_running() {
     assert_eq!(result.outcome.state, AttemptState::Succeeded);
     assert!(log.events().iter().any(|e| matches!(&e.kind,
         EventKind::ModelRetry { attempt: 1, delay_ms: 1500, error } if error == "HTTP 503")));
+}
+
+#[tokio::test]
+async fn an_overlong_summary_is_cut_so_compaction_still_frees_room() {
+    let sandbox = sandbox_with_big_output(6000);
+    let mut turns: Vec<Vec<Item>> = (1..=6).map(|n| run(&format!("big{n}"), "big")).collect();
+    turns.push(vec![say("Done")]);
+    let model = FakeModel { measure_input: true, verbose_summaries: true, ..FakeModel::new(turns) };
+    let config = AgentConfig { context_window: Some(8_000), ..AgentConfig::default() };
+    let mut log = MemoryLog::default();
+    let result = run_attempt(&spec(), &sandbox, &model, &config, &mut log).await;
+    assert_eq!(result.outcome.state, AttemptState::Succeeded, "{}", result.outcome.reason);
+    let summary = log
+        .events()
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::ContextCompacted { summary, .. } => Some(summary.clone()),
+            _ => None,
+        })
+        .expect("a compaction");
+    assert!(summary.starts_with("SUMMARY 1: ran the big commands"), "{summary:.200}");
+    assert!(summary.len() <= 8_000 * 4 + 200, "{} bytes", summary.len());
+    let requests = model.requests.lock().unwrap();
+    assert!(requests.iter().all(|r| request_tokens(r) < 8_000), "the window held");
 }
