@@ -1,7 +1,8 @@
 //! How fast an attempt's sandbox starts (`errand bench sandbox-start`).
 //!
 //! `attempt_start`: create an attempt's layer over an already prepared lower checkout, then run
-//! `true` in it (mount namespace, overlay, bwrap, exec). Removing the attempt is not timed.
+//! `true` in it (its cgroups, mount namespace, overlay, bwrap with the seccomp filter, exec).
+//! Removing the attempt is not timed.
 //! `bwrap_true`: a bare `bwrap --unshare-all … true` measured in the same run, as the baseline.
 
 use std::path::Path;
