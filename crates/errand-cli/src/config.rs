@@ -107,11 +107,39 @@ pub struct SandboxSection {
     pub data_dir: Option<PathBuf>,
     /// Host uid the sandboxed processes run as (never root).
     pub uid: u32,
+    /// Memory of one attempt (all its commands together), in MiB; 0: unlimited.
+    pub memory_mb: u64,
+    /// Processes and threads of one attempt at once; 0: unlimited.
+    pub pids: u64,
+    /// CPU of one attempt, in cores (fractions allowed); 0: unlimited.
+    pub cpus: f64,
+    /// `false`: never create cgroups; the rlimit fallback applies (weaker, see docs/security.md).
+    pub cgroups: bool,
 }
 
 impl Default for SandboxSection {
     fn default() -> Self {
-        Self { data_dir: None, uid: 61000 }
+        let limits = errand_sandbox::Limits::default();
+        Self {
+            data_dir: None,
+            uid: 61000,
+            memory_mb: limits.memory_bytes.map_or(0, |b| b >> 20),
+            pids: limits.pids.unwrap_or(0),
+            cpus: limits.cpu_millicores.map_or(0.0, |m| m as f64 / 1000.0),
+            cgroups: limits.use_cgroups,
+        }
+    }
+}
+
+impl SandboxSection {
+    /// The limits every attempt's sandbox gets.
+    pub fn limits(&self) -> errand_sandbox::Limits {
+        errand_sandbox::Limits {
+            memory_bytes: (self.memory_mb > 0).then_some(self.memory_mb << 20),
+            pids: (self.pids > 0).then_some(self.pids),
+            cpu_millicores: (self.cpus > 0.0).then(|| (self.cpus * 1000.0).round() as u64),
+            use_cgroups: self.cgroups,
+        }
     }
 }
 
@@ -217,6 +245,9 @@ impl Config {
             self.model.context_window = Some(window);
         }
         number(env, "ERRAND_SANDBOX_UID", &mut self.sandbox.uid)?;
+        number(env, "ERRAND_SANDBOX_MEMORY_MB", &mut self.sandbox.memory_mb)?;
+        number(env, "ERRAND_SANDBOX_PIDS", &mut self.sandbox.pids)?;
+        number(env, "ERRAND_SANDBOX_CPUS", &mut self.sandbox.cpus)?;
         number(env, "ERRAND_MAX_TURNS", &mut self.agent.max_turns)?;
         if env("ERRAND_TOKEN_BUDGET").is_some() {
             let mut budget = 0u64;
@@ -261,6 +292,24 @@ impl Config {
         if self.sandbox.uid == 0 {
             bail!(
                 "sandbox.uid = 0: sandboxed commands must not run as root; pick an unused uid such as 61000"
+            );
+        }
+        if !(self.sandbox.cpus.is_finite() && self.sandbox.cpus >= 0.0) {
+            bail!(
+                "sandbox.cpus = {} must be a number of cores, or 0 for unlimited",
+                self.sandbox.cpus
+            );
+        }
+        if self.sandbox.memory_mb > 0 && self.sandbox.memory_mb < 64 {
+            bail!(
+                "sandbox.memory_mb = {} is too small to run a shell; use at least 64, or 0 for unlimited",
+                self.sandbox.memory_mb
+            );
+        }
+        if self.sandbox.pids > 0 && self.sandbox.pids < 8 {
+            bail!(
+                "sandbox.pids = {} is too small to run a shell; use at least 8, or 0 for unlimited",
+                self.sandbox.pids
             );
         }
         if let Some(budget) = self.agent.cost_budget_usd {
@@ -364,6 +413,19 @@ mod tests {
         let mut tiny = Config::from_toml("[model]\ncontext_window = 10\n").unwrap();
         tiny.apply_env(&|_| None).unwrap();
         assert!(tiny.validate().unwrap_err().to_string().contains("model.context_window"));
+    }
+
+    #[test]
+    fn sandbox_limits_come_from_the_configuration() {
+        let config =
+            Config::from_toml("[sandbox]\nmemory_mb = 512\npids = 0\ncpus = 1.5\n").unwrap();
+        let limits = config.sandbox.limits();
+        assert_eq!(limits.memory_bytes, Some(512 << 20));
+        assert_eq!(limits.pids, None, "0 means unlimited");
+        assert_eq!(limits.cpu_millicores, Some(1500));
+        assert_eq!(Config::default().sandbox.limits(), errand_sandbox::Limits::default());
+        let tiny = Config::from_toml("[sandbox]\nmemory_mb = 1\n").unwrap();
+        assert!(tiny.validate().unwrap_err().to_string().contains("sandbox.memory_mb"));
     }
 
     #[test]

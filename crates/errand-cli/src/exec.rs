@@ -78,21 +78,28 @@ pub async fn run(args: ExecArgs, config: Config) -> anyhow::Result<i32> {
     let attempt = AttemptId::new();
     log.record(EventKind::StateChanged { state: AttemptState::Preparing, reason: None }).await;
     let started = Instant::now();
-    let sandbox =
-        match LocalSandbox::create(&sandbox_config, repo.root(), &commit, &attempt.to_string())
-            .await
-        {
-            Ok(sandbox) => sandbox,
-            Err(e) => {
-                let reason = format!("could not prepare the sandbox: {e}");
-                log.record(EventKind::StateChanged {
-                    state: AttemptState::Failed,
-                    reason: Some(reason.clone()),
-                })
-                .await;
-                anyhow::bail!(reason);
-            }
-        };
+    let limits = config.sandbox.limits();
+    let attempt_name = attempt.to_string();
+    let sandbox = match LocalSandbox::create_limited(
+        &sandbox_config,
+        repo.root(),
+        &commit,
+        &attempt_name,
+        &limits,
+    )
+    .await
+    {
+        Ok(sandbox) => sandbox,
+        Err(e) => {
+            let reason = format!("could not prepare the sandbox: {e}");
+            log.record(EventKind::StateChanged {
+                state: AttemptState::Failed,
+                reason: Some(reason.clone()),
+            })
+            .await;
+            anyhow::bail!(reason);
+        }
+    };
     log.record(EventKind::SandboxReady {
         backend: "local".into(),
         isolation: sandbox.isolation(),

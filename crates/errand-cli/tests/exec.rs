@@ -557,3 +557,46 @@ async fn a_token_budget_stops_the_attempt_at_the_turn_that_crosses_it() {
     assert!(reason.contains("1500 tokens in 2 turns, over its budget of 1000"), "{reason}");
     assert!(result["patch"].as_str().unwrap_or("").is_empty(), "{result}");
 }
+
+/// The configured sandbox limits reach the attempt, and one that bites is in the log and in
+/// what the model is told.
+const MEMORY_SCRIPT: &str = r#"
+[[turns]]
+[[turns.output]]
+type = "function_call"
+name = "shell"
+arguments = { command = ["python3", "-c", "b = bytearray(768 << 20); b[::4096] = b'x' * len(b[::4096]); print('allocated')"] }
+
+[[turns]]
+expect.last_tool_output_contains = ["memory"]
+[[turns.output]]
+type = "message"
+text = "Report the limit\n\nThe allocation was stopped by the sandbox's memory limit."
+"#;
+
+#[tokio::test]
+async fn configured_sandbox_limits_apply_and_a_hit_is_reported() {
+    if !sandbox_available() {
+        return;
+    }
+    let root = scratch();
+    let repo = make_repo(root.path());
+    let model = ScriptedModel::start(Script::from_toml(MEMORY_SCRIPT).unwrap()).await.unwrap();
+    let env = [("ERRAND_SANDBOX_MEMORY_MB", "256"), ("ERRAND_SANDBOX_PIDS", "100")];
+    let args = ["exec", "--json", "allocate a lot"];
+    let out = run_errand_with(root.path(), &repo, &model, &args, &env).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    model.verify().unwrap();
+    let lines: Vec<serde_json::Value> =
+        stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let ready = lines.iter().find(|e| e["type"] == "sandbox_ready").unwrap();
+    let isolation = ready["isolation"].to_string();
+    assert!(isolation.contains("pids 100"), "{isolation}");
+    assert!(isolation.contains("256"), "{isolation}");
+    let finished = lines.iter().find(|e| e["type"] == "command_finished").unwrap();
+    assert_ne!(finished["exit_code"], 0, "{finished}");
+    let limit = lines.iter().find(|e| e["type"] == "limit_reached").expect("a limit_reached event");
+    assert_eq!(limit["limit"], "memory", "{limit}");
+    assert!(!stdout.contains("allocated\\n"), "the allocation must not succeed");
+}
