@@ -9,6 +9,10 @@ command -v git >/dev/null 2>&1 || need+=(git)            # checkouts and diffs
 [ -x /usr/bin/python3 ] || need+=(python3)               # the demo and test repositories run Python tests
 # tests/sdk_conformance.rs installs the official SDKs into a venv; Debian keeps ensurepip apart.
 /usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+# errand-store's tests start their own PostgreSQL (initdb + postgres); Debian keeps them in
+# /usr/lib/postgresql/<version>/bin, off PATH.
+command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null \
+  || need+=(postgresql)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

@@ -68,6 +68,25 @@ fn command(bin: &Path, user: Option<(u32, u32)>) -> Command {
     cmd
 }
 
+/// Removes the directories of test processes that were killed before their `atexit` ran (their
+/// servers died with them: see the module comment).
+fn remove_stale_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with("errand-store-pg-") {
+            continue;
+        }
+        let owner = std::fs::read_to_string(entry.path().join("owner.pid")).unwrap_or_default();
+        let Ok(pid) = owner.trim().parse::<libc::pid_t>() else { continue };
+        // SAFETY: signal 0 only checks whether the process exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+        if !alive {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 fn free_port() -> Result<u16, String> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
@@ -79,12 +98,15 @@ fn start() -> Result<PgServer, String> {
                     (install the `postgresql` package; scripts/install-deps.sh does)"
             .into());
     };
+    remove_stale_dirs();
     let user = run_as();
     let dir = tempfile::Builder::new()
         .prefix("errand-store-pg-")
         .tempdir()
         .map_err(|e| e.to_string())?
         .keep();
+    std::fs::write(dir.join("owner.pid"), std::process::id().to_string())
+        .map_err(|e| e.to_string())?;
     if let Some((uid, gid)) = user {
         std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).map_err(|e| e.to_string())?;
     }
