@@ -76,3 +76,18 @@ fn redact(url: &str) -> String {
         _ => url.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn urls_in_errors_hide_the_password() {
+        assert_eq!(
+            redact("postgres://errand:s3cret@db:5432/errand"),
+            "postgres://errand:***@db:5432/errand"
+        );
+        assert_eq!(redact("postgres://db/errand"), "postgres://db/errand");
+        assert_eq!(redact("sqlite:///var/lib/errand.db"), "sqlite:///var/lib/errand.db");
+    }
+}
