@@ -17,4 +17,4 @@ mod tree;
 pub use checkout::{clone_at_commit, refresh_index};
 pub use command::GitError;
 pub use repo::Repo;
-pub use tree::{PathChange, TreeDiff, diff_changes};
+pub use tree::{PathChange, TreeDiff, diff_changes, tree_with_changes};

@@ -72,12 +72,48 @@ pub async fn diff_changes(
     result
 }
 
+/// Writes the tree of `base` (a commit or tree id of the checkout at `checkout`) with `changes`
+/// applied into the checkout's object database and returns its id. New files the resulting
+/// tree's ignore rules ignore are left out, as in [`diff_changes`]. An environment's snapshot
+/// layer becomes such a tree: the base its attempts' diffs are taken against.
+pub async fn tree_with_changes(
+    checkout: &Path,
+    base: &str,
+    changes: &[PathChange],
+) -> Result<String, GitError> {
+    let scratch = tempfile::Builder::new()
+        .prefix("errand-tree-")
+        .tempdir()
+        .map_err(|e| GitError::io("cannot create a temporary directory for a tree", e))?;
+    let result = write_tree_in(checkout, base, changes, scratch.path()).await;
+    let _ = tokio::task::spawn_blocking(move || drop(scratch)).await;
+    result
+}
+
 async fn diff_in(
     checkout: &Path,
     base: &str,
     changes: &[PathChange],
     scratch: &Path,
 ) -> Result<TreeDiff, GitError> {
+    let tree = write_tree_in(checkout, base, changes, scratch).await?;
+    let summary = Git::hardened(checkout)
+        .args(["diff", "-z", "--raw", "--numstat", "--find-renames", "--no-ext-diff"])
+        .args([base, tree.as_str()])
+        .run(None)
+        .await?;
+    let files = parse_raw_numstat(&summary)?;
+    let patch = crate::patch::binary_patch(checkout, base, &tree, &files, scratch).await?;
+    Ok(TreeDiff { patch, files })
+}
+
+/// `base` with `changes` applied, written as a tree, using a scratch index in `scratch`.
+async fn write_tree_in(
+    checkout: &Path,
+    base: &str,
+    changes: &[PathChange],
+    scratch: &Path,
+) -> Result<String, GitError> {
     let index = scratch.join("index");
     let git = || Git::hardened(checkout).env("GIT_INDEX_FILE", &index);
 
@@ -101,16 +137,7 @@ async fn diff_in(
         .args(["update-index", "--add", "--replace", "-z", "--index-info"])
         .run(Some(edit.index_info(&zero_id, &ignored)))
         .await?;
-    let tree = git().arg("write-tree").run_line().await?;
-
-    let summary = Git::hardened(checkout)
-        .args(["diff", "-z", "--raw", "--numstat", "--find-renames", "--no-ext-diff"])
-        .args([base, tree.as_str()])
-        .run(None)
-        .await?;
-    let files = parse_raw_numstat(&summary)?;
-    let patch = crate::patch::binary_patch(checkout, base, &tree, &files, scratch).await?;
-    Ok(TreeDiff { patch, files })
+    git().arg("write-tree").run_line().await
 }
 
 /// Writes the blob of every file and symlink change; returns their ids by path.

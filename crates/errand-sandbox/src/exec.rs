@@ -2,8 +2,10 @@
 //!
 //! Each command is its own bwrap process. Before bwrap starts, a `pre_exec` hook (still root,
 //! in the forked child) gives the process a private mount namespace and mounts there: the
-//! attempt's directory at [`STAGE`], the overlay (lower checkout + the attempt's upper layer) at
-//! `STAGE/merged`, and the helper binary at `STAGE/errand`; then it drops to the sandbox uid.
+//! attempt's directory at [`STAGE`], the workspace overlay (the attempt's upper layer over the
+//! snapshot's workspace layer, if any, over the checkout) at `STAGE/merged`, with a snapshot
+//! also `/home/agent` and `/usr/local` as overlays (see `layer.rs`, [`Layers`]), and the helper
+//! binary at `STAGE/errand`; then it drops to the sandbox uid.
 //! The mounts exist only in that namespace, so when the command ends, however it ends, nothing
 //! is left mounted on the host. bwrap, now unprivileged, builds the rest in a new user
 //! namespace: no network, no capabilities, a fresh /proc and /dev, uid 1000.
@@ -22,6 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
 
 use crate::cgroup::AttemptCgroup;
+use crate::layer::{HomeLayer, Layers};
 use crate::limits::Rlimits;
 use crate::{ExecOutcome, ExecRequest, SandboxError};
 
@@ -46,7 +49,7 @@ const WRAPPER: &str =
 pub(crate) struct Launch<'a> {
     pub bwrap: &'a Path,
     pub attempt_root: &'a Path,
-    pub lower: &'a Path,
+    pub layers: &'a Layers,
     pub helper: &'a Path,
     pub uid: u32,
     /// The base image's bwrap arguments (see `image.rs`).
@@ -57,6 +60,22 @@ pub(crate) struct Launch<'a> {
     pub rlimits: Rlimits,
     /// The compiled seccomp filter (`seccomp.rs`), handed to bwrap on [`SECCOMP_FD`].
     pub seccomp: &'a [u8],
+    /// Which phase: the setup phase keeps the host's network and gets the secrets.
+    pub phase: &'a Phase,
+    /// Variables every command gets (an environment's plain `env`), before the request's own.
+    pub env: &'a [(String, String)],
+}
+
+/// The network and secrets of a sandbox's commands (design: "Two phases, two network policies").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// The agent: a private network namespace (loopback only), no secrets.
+    #[default]
+    Agent,
+    /// Setup or maintenance: the host's network (`--share-net`, `/etc/resolv.conf`) and the
+    /// environment's secrets. Secrets reach bwrap through its process environment, never its
+    /// argv (which every host user can read in `/proc/<pid>/cmdline`).
+    Setup { secrets: Vec<(String, String)> },
 }
 
 /// Runs `request` (whose workdir is already resolved to an absolute sandbox path).
@@ -103,10 +122,12 @@ pub(crate) async fn run(
         cgroup_procs.iter().map(AsRawFd::as_raw_fd).collect(),
     )?;
     let mut command = tokio::process::Command::new(launch.bwrap);
+    let (args, process_env) = bwrap_args(launch, &request, workdir)?;
     command
         .env_clear()
+        .envs(process_env)
         .current_dir("/")
-        .args(bwrap_args(launch.image, &request, workdir)?)
+        .args(args)
         .stdin(if request.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(out_write)
         .stderr(err_write)
@@ -220,69 +241,111 @@ fn seccomp_pipe(filter: &[u8]) -> std::io::Result<OwnedFd> {
     above_reserved(OwnedFd::from(read))
 }
 
-/// bwrap's arguments for one command (see the design's "Local sandbox recipe").
+/// bwrap's arguments for one command (see the design's "Local sandbox recipe"), and the
+/// environment bwrap itself is given (empty in the agent phase: `--clearenv` and `--setenv`).
+#[allow(clippy::type_complexity)]
 fn bwrap_args(
-    image: &[OsString],
+    launch: &Launch,
     request: &ExecRequest,
     workdir: &str,
-) -> Result<Vec<OsString>, SandboxError> {
+) -> Result<(Vec<OsString>, Vec<(String, String)>), SandboxError> {
     let stage = Path::new(STAGE);
-    let mut args: Vec<OsString> = [
-        "--unshare-all",
-        "--cap-drop",
-        "ALL",
-        "--die-with-parent",
-        "--new-session",
-        "--clearenv",
-        "--seccomp",
-        "4",
-        "--uid",
-        "1000",
-        "--gid",
-        "1000",
-        "--hostname",
-        "errand",
-        "--proc",
-        "/proc",
-        "--dev",
-        "/dev",
-    ]
-    .iter()
-    .map(OsString::from)
-    .collect();
-    args.extend_from_slice(image);
-    for (flag, source, dest) in [
+    let secrets = match launch.phase {
+        Phase::Agent => None,
+        Phase::Setup { secrets } => Some(secrets),
+    };
+    let mut args: Vec<OsString> = ["--unshare-all"].iter().map(OsString::from).collect();
+    if secrets.is_some() {
+        // Every namespace but the network's: setup installs dependencies.
+        args.push("--share-net".into());
+    } else {
+        args.push("--clearenv".into());
+    }
+    args.extend(
+        [
+            "--cap-drop",
+            "ALL",
+            "--die-with-parent",
+            "--new-session",
+            "--seccomp",
+            "4",
+            "--uid",
+            "1000",
+            "--gid",
+            "1000",
+            "--hostname",
+            "errand",
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+        ]
+        .iter()
+        .map(OsString::from),
+    );
+    args.extend_from_slice(launch.image);
+    if secrets.is_some() && std::fs::metadata(RESOLV_CONF).is_ok() {
+        args.extend(["--ro-bind", RESOLV_CONF, RESOLV_CONF].map(OsString::from));
+    }
+    let home = match launch.layers.home {
+        HomeLayer::Dir(_) => "home",
+        HomeLayer::Overlay(_) => "home-merged",
+    };
+    let mut binds = vec![
         ("--bind", "tmp", "/tmp"),
-        ("--bind", "home", "/home/agent"),
+        ("--bind", home, "/home/agent"),
         ("--bind", "merged", WORKSPACE),
         ("--ro-bind", "errand", HELPER),
-    ] {
+    ];
+    if launch.layers.usr_local.is_some() {
+        // After the image's read-only /usr, so it covers that part of it.
+        binds.push(("--bind", "usr-local-merged", "/usr/local"));
+    }
+    for (flag, source, dest) in binds {
         args.push(flag.into());
         args.push(stage.join(source).into());
         args.push(dest.into());
     }
-    let defaults = [
-        ("PATH", "/usr/local/bin:/usr/bin:/bin"),
-        ("HOME", "/home/agent"),
-        ("USER", "agent"),
-        ("LOGNAME", "agent"),
-        ("LANG", "C.UTF-8"),
-        ("TERM", "dumb"),
-    ];
-    let extra = request.env.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-    for (key, value) in defaults.into_iter().chain(extra) {
+    fn owned(list: &[(String, String)]) -> impl Iterator<Item = (&str, &str)> {
+        list.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+    let all = DEFAULT_ENV
+        .iter()
+        .copied()
+        .chain(owned(launch.env))
+        .chain(owned(&request.env))
+        .chain(owned(secrets.map(Vec::as_slice).unwrap_or_default()));
+    let mut process_env = Vec::new();
+    for (key, value) in all {
         if key.is_empty() || key.contains('=') || key.contains('\0') || value.contains('\0') {
             return Err(SandboxError::Exec(format!(
                 "environment variable `{key}` cannot be set (empty name, `=` or NUL)"
             )));
         }
-        args.extend(["--setenv".into(), key.into(), value.into()]);
+        if secrets.is_some() {
+            process_env.push((key.to_string(), value.to_string()));
+        } else {
+            args.extend(["--setenv".into(), key.into(), value.into()]);
+        }
     }
     args.extend(["--chdir".into(), WORKSPACE.into(), "--".into()]);
     args.extend(["/bin/sh", "-c", WRAPPER, "errand", workdir].map(OsString::from));
     args.extend(request.command.iter().map(OsString::from));
-    Ok(args)
+    Ok((args, process_env))
 }
+
+/// The host's resolver configuration, shown read-only to the setup phase.
+const RESOLV_CONF: &str = "/etc/resolv.conf";
+
+/// Variables every command starts with.
+const DEFAULT_ENV: [(&str, &str); 6] = [
+    ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+    ("HOME", "/home/agent"),
+    ("USER", "agent"),
+    ("LOGNAME", "agent"),
+    ("LANG", "C.UTF-8"),
+    ("TERM", "dumb"),
+];
 
 /// The one byte a failed setup step or the wrapper left in the status pipe, if any.
 fn read_status_byte(status: &pipe::Receiver) -> Option<u8> {
@@ -299,9 +362,10 @@ fn setup_failure(status: &pipe::Receiver, error: std::io::Error, launch: &Launch
         Some(b'p') => "making mounts private".to_string(),
         Some(b's') => format!("bind-mounting {} at {STAGE}", launch.attempt_root.display()),
         Some(b'o') => format!(
-            "mounting the overlay (lower {}; does this kernel have overlayfs?)",
-            launch.lower.display()
+            "mounting an overlay (workspace lowers {:?}; does this kernel have overlayfs?)",
+            launch.layers.workspace.lowers
         ),
+        Some(b'b') => "bind-mounting the snapshot's home directory".to_string(),
         Some(b'h') => format!("bind-mounting the helper {}", launch.helper.display()),
         Some(b'f') => "preparing file descriptors".to_string(),
         Some(b'c') => "entering the attempt's cgroup".to_string(),
@@ -317,8 +381,8 @@ fn setup_failure(status: &pipe::Receiver, error: std::io::Error, launch: &Launch
 struct MountHook {
     stage: CString,
     attempt_root: CString,
-    merged: CString,
-    overlay_options: CString,
+    /// Mounted in order after the attempt's directory is at the stage.
+    mounts: Vec<PreparedMount>,
     helper: CString,
     helper_mount_point: CString,
     uid: libc::uid_t,
@@ -328,6 +392,16 @@ struct MountHook {
     cgroup_procs: Vec<RawFd>,
     rlimits: Rlimits,
     parent: libc::pid_t,
+}
+
+/// One `mount(2)` call, its arguments ready for the forked child.
+struct PreparedMount {
+    source: CString,
+    target: CString,
+    /// `None` for a bind mount.
+    overlay_options: Option<CString>,
+    /// The status byte written if it fails.
+    step: u8,
 }
 
 impl MountHook {
@@ -342,21 +416,38 @@ impl MountHook {
                 SandboxError::Setup(format!("path {} contains a NUL byte", path.display()))
             })
         };
+        let text = |text: String| {
+            CString::new(text).map_err(|_| SandboxError::Setup("a path contains a NUL byte".into()))
+        };
         let stage = PathBuf::from(STAGE);
         let root = launch.attempt_root;
-        // overlayfs(5): redirect_dir and metacopy off, so a renamed directory is a real copy
-        // and every upper file holds its full data (the diff reads contents from upper/).
-        let options = format!(
-            "lowerdir={},upperdir={},workdir={},redirect_dir=off,metacopy=off",
-            launch.lower.display(),
-            root.join("upper").display(),
-            root.join("work").display()
-        );
+        let layers = launch.layers;
+        let overlay = |options: String, target: &str| -> Result<PreparedMount, SandboxError> {
+            Ok(PreparedMount {
+                source: text("overlay".into())?,
+                target: c(&stage.join(target))?,
+                overlay_options: Some(text(options)?),
+                step: b'o',
+            })
+        };
+        let mut mounts = vec![overlay(layers.workspace.options(), "merged")?];
+        match &layers.home {
+            HomeLayer::Dir(dir) if dir != &root.join("home") => mounts.push(PreparedMount {
+                source: c(dir)?,
+                target: c(&stage.join("home"))?,
+                overlay_options: None,
+                step: b'b',
+            }),
+            HomeLayer::Dir(_) => {}
+            HomeLayer::Overlay(home) => mounts.push(overlay(home.options(), "home-merged")?),
+        }
+        if let Some(usr_local) = &layers.usr_local {
+            mounts.push(overlay(usr_local.options(), "usr-local-merged")?);
+        }
         Ok(MountHook {
             stage: c(&stage)?,
             attempt_root: c(root)?,
-            merged: c(&stage.join("merged"))?,
-            overlay_options: c(Path::new(&options))?,
+            mounts,
             helper: c(launch.helper)?,
             helper_mount_point: c(&stage.join("errand"))?,
             uid: launch.uid,
@@ -413,16 +504,26 @@ impl MountHook {
             {
                 return fail(self.status_fd, b's');
             }
-            let flags = libc::MS_NOSUID | libc::MS_NODEV;
-            if libc::mount(
-                c"overlay".as_ptr(),
-                self.merged.as_ptr(),
-                c"overlay".as_ptr(),
-                flags,
-                self.overlay_options.as_ptr().cast(),
-            ) != 0
-            {
-                return fail(self.status_fd, b'o');
+            for mount in &self.mounts {
+                let done = match &mount.overlay_options {
+                    Some(options) => libc::mount(
+                        mount.source.as_ptr(),
+                        mount.target.as_ptr(),
+                        c"overlay".as_ptr(),
+                        libc::MS_NOSUID | libc::MS_NODEV,
+                        options.as_ptr().cast(),
+                    ),
+                    None => libc::mount(
+                        mount.source.as_ptr(),
+                        mount.target.as_ptr(),
+                        null,
+                        libc::MS_BIND,
+                        std::ptr::null(),
+                    ),
+                };
+                if done != 0 {
+                    return fail(self.status_fd, mount.step);
+                }
             }
             if libc::mount(
                 self.helper.as_ptr(),
@@ -486,27 +587,109 @@ mod tests {
         }
     }
 
+    fn with_launch<T>(phase: Phase, snapshot: bool, test: impl FnOnce(&Launch) -> T) -> T {
+        let layout = crate::layer::AttemptLayout::new(Path::new("/d"), "a").unwrap();
+        let layers = if snapshot {
+            Layers::over(&layout, Path::new("/c"), &[PathBuf::from("/s")])
+        } else {
+            Layers::plain(&layout, Path::new("/c"))
+        };
+        let image = crate::image::host_image_args(&Path::new(STAGE).join("etc"));
+        let launch = Launch {
+            bwrap: Path::new("bwrap"),
+            attempt_root: layout.root(),
+            layers: &layers,
+            helper: Path::new("/h"),
+            uid: 1,
+            image: &image,
+            cgroup: None,
+            rlimits: Rlimits::default(),
+            seccomp: &[],
+            phase: &phase,
+            env: &[("PLAIN".into(), "yes".into())],
+        };
+        test(&launch)
+    }
+
+    fn text(args: &[OsString]) -> Vec<String> {
+        args.iter().map(|a| a.to_string_lossy().into()).collect()
+    }
+
     #[test]
     fn the_command_runs_through_the_workdir_wrapper_with_a_clean_environment() {
-        let image = crate::image::host_image_args(&Path::new(STAGE).join("etc"));
-        let args = bwrap_args(&image, &request(&["ls", "-la"]), "/workspace/src").unwrap();
-        let text: Vec<String> = args.iter().map(|a| a.to_string_lossy().into()).collect();
+        let (args, process_env) = with_launch(Phase::Agent, false, |launch| {
+            bwrap_args(launch, &request(&["ls", "-la"]), "/workspace/src").unwrap()
+        });
+        assert!(process_env.is_empty());
+        let text = text(&args);
         let tail = &text[text.len() - 7..];
         assert_eq!(tail[0], "/bin/sh");
         assert_eq!(tail[3..], ["errand", "/workspace/src", "ls", "-la"]);
         for needle in ["--unshare-all", "--clearenv", "--die-with-parent", "--new-session"] {
             assert!(text.iter().any(|a| a == needle), "{needle}");
         }
+        assert!(!text.iter().any(|a| a == "--share-net"));
         assert!(text.windows(3).any(|w| w == ["--setenv", "FOO", "bar baz"]));
+        assert!(text.windows(3).any(|w| w == ["--setenv", "PLAIN", "yes"]));
         assert!(
             text.windows(3).any(|w| w == ["--bind", "/run/errand-sandbox/merged", "/workspace"])
         );
+        assert!(
+            text.windows(3).any(|w| w == ["--bind", "/run/errand-sandbox/home", "/home/agent"])
+        );
+        assert!(!text.iter().any(|a| a == "/usr/local"));
+    }
+
+    #[test]
+    fn over_a_snapshot_home_and_usr_local_are_overlays() {
+        let (args, _) = with_launch(Phase::Agent, true, |launch| {
+            bwrap_args(launch, &request(&["true"]), "/workspace").unwrap()
+        });
+        let text = text(&args);
+        assert!(
+            text.windows(3)
+                .any(|w| w == ["--bind", "/run/errand-sandbox/home-merged", "/home/agent"])
+        );
+        let usr = text.iter().position(|a| a == "/usr").unwrap();
+        let usr_local = text.iter().position(|a| a == "/usr/local").unwrap();
+        assert!(usr_local > usr, "/usr/local is bound over the read-only /usr");
+        let layers = Layers::over(
+            &crate::layer::AttemptLayout::new(Path::new("/d"), "a").unwrap(),
+            Path::new("/c"),
+            &[PathBuf::from("/m"), PathBuf::from("/s")],
+        );
+        assert_eq!(
+            layers.workspace.options(),
+            "lowerdir=/m/workspace:/s/workspace:/c,upperdir=/d/attempts/a/upper,\
+             workdir=/d/attempts/a/work,redirect_dir=off,metacopy=off"
+        );
+        assert!(layers.usr_local.unwrap().options().starts_with(
+            "lowerdir=/m/usr-local:/s/usr-local:/usr/local,upperdir=/d/attempts/a/usr-local,"
+        ));
+    }
+
+    #[test]
+    fn the_setup_phase_shares_the_network_and_keeps_secrets_out_of_argv() {
+        let phase = Phase::Setup { secrets: vec![("TOKEN".into(), "s3cr3t".into())] };
+        let (args, process_env) = with_launch(phase, false, |launch| {
+            bwrap_args(launch, &request(&["true"]), "/workspace").unwrap()
+        });
+        let text = text(&args);
+        assert!(text.iter().any(|a| a == "--share-net"));
+        assert!(!text.iter().any(|a| a == "--clearenv" || a == "--setenv"));
+        assert!(!text.iter().any(|a| a.contains("s3cr3t")), "{text:?}");
+        assert!(process_env.contains(&("TOKEN".into(), "s3cr3t".into())));
+        assert!(process_env.contains(&("PLAIN".into(), "yes".into())));
+        assert!(process_env.contains(&("HOME".into(), "/home/agent".into())));
     }
 
     #[test]
     fn bad_environment_names_are_refused() {
         let mut bad = request(&["true"]);
         bad.env = vec![("A=B".into(), "x".into())];
-        assert!(matches!(bwrap_args(&[], &bad, "/workspace"), Err(SandboxError::Exec(_))));
+        let refused = with_launch(Phase::Agent, false, |launch| {
+            matches!(bwrap_args(launch, &bad, "/workspace"), Err(SandboxError::Exec(_)))
+        });
+        assert!(refused);
     }
 }

@@ -6,10 +6,19 @@
 //!   work/    overlayfs work directory (same file system as upper/, as overlayfs requires)
 //!   merged/  mount point of the overlay (mounted only inside each command's mount namespace)
 //!   tmp/     /tmp of the sandbox
-//!   home/    /home/agent
+//!   home/    /home/agent; with a snapshot, the upper layer over the snapshot's home
+//!   home-work/ home-merged/            (with a snapshot) that overlay's work dir and mount point
+//!   usr-local/ usr-local-work/ usr-local-merged/
+//!            (with a snapshot) /usr/local: upper layer over the snapshot's over the host's
 //!   etc/     generated passwd, group, hosts
 //!   errand   mount point for the helper binary
 //! ```
+//!
+//! Layers stack with overlayfs's `lowerdir=top:…:bottom`: an attempt over a snapshot sees
+//! `upper` over the snapshot's `workspace/` (what setup wrote, whiteouts included) over the
+//! checkout. The diff reads `upper` alone and compares it with the tree of the snapshot's
+//! workspace merged over the base commit (`snapshot.rs`), so what setup made is the agent's
+//! starting point, not its change.
 //!
 //! The upper layer is read with `lstat` semantics only: a symlink the agent made is data, never
 //! followed. overlayfs marks a deleted name with a *whiteout*, a character device with device
@@ -25,6 +34,121 @@ use std::path::{Path, PathBuf};
 use errand_git::PathChange;
 
 use crate::SandboxError;
+
+/// One overlay: `lowers` from top to bottom, and the writable `upper` with its `work` dir.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Overlay {
+    pub lowers: Vec<PathBuf>,
+    pub upper: PathBuf,
+    pub work: PathBuf,
+}
+
+impl Overlay {
+    /// The mount options. overlayfs(5): redirect_dir and metacopy off, so a renamed directory
+    /// is a real copy and every upper file holds its full data (the diff reads contents from
+    /// the upper layer). Paths were checked to hold no `,` or `:` (`check_host`).
+    pub fn options(&self) -> String {
+        let lowers: Vec<String> = self.lowers.iter().map(|p| p.display().to_string()).collect();
+        format!(
+            "lowerdir={},upperdir={},workdir={},redirect_dir=off,metacopy=off",
+            lowers.join(":"),
+            self.upper.display(),
+            self.work.display()
+        )
+    }
+}
+
+/// What `/home/agent` is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum HomeLayer {
+    /// A plain directory (an attempt without a snapshot; the setup phase's snapshot home).
+    Dir(PathBuf),
+    /// An overlay over a snapshot's home.
+    Overlay(Overlay),
+}
+
+/// The file systems a sandbox's commands see as their workspace, home and `/usr/local`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Layers {
+    pub workspace: Overlay,
+    pub home: HomeLayer,
+    /// `None`: the host's `/usr/local`, read-only with the rest of `/usr`.
+    pub usr_local: Option<Overlay>,
+}
+
+impl Layers {
+    /// An attempt with no snapshot: its upper layer over the checkout, its own home.
+    pub fn plain(layout: &AttemptLayout, checkout: &Path) -> Layers {
+        Layers {
+            workspace: Overlay {
+                lowers: vec![checkout.to_path_buf()],
+                upper: layout.upper(),
+                work: layout.root().join("work"),
+            },
+            home: HomeLayer::Dir(layout.root().join("home")),
+            usr_local: None,
+        }
+    }
+
+    /// An attempt's own upper layers over `below` (each list top first): the snapshot's
+    /// workspace, home and usr-local layers (and a maintenance layer above them, if any).
+    pub fn over(layout: &AttemptLayout, checkout: &Path, below: &[PathBuf]) -> Layers {
+        let lowers = |name: &str, bottom: Option<&Path>| {
+            let mut list: Vec<PathBuf> = below.iter().map(|layer| layer.join(name)).collect();
+            list.extend(bottom.map(Path::to_path_buf));
+            list
+        };
+        let root = layout.root();
+        Layers {
+            workspace: Overlay {
+                lowers: lowers("workspace", Some(checkout)),
+                upper: layout.upper(),
+                work: root.join("work"),
+            },
+            home: HomeLayer::Overlay(Overlay {
+                lowers: lowers("home", None),
+                upper: root.join("home"),
+                work: root.join("home-work"),
+            }),
+            usr_local: Some(Overlay {
+                lowers: lowers("usr-local", Some(Path::new(HOST_USR_LOCAL))),
+                upper: root.join("usr-local"),
+                work: root.join("usr-local-work"),
+            }),
+        }
+    }
+
+    /// A setup or maintenance run writing into `layer` (its `workspace/`, `home/`, `usr-local/`,
+    /// with work dirs under `layer/.work/`), over `below` (a snapshot, for maintenance; nothing,
+    /// for setup: then over the checkout, an empty home and the host's /usr/local).
+    pub fn into_layer(checkout: &Path, layer: &Path, below: &[PathBuf]) -> Layers {
+        let lowers = |name: &str, bottom: Option<&Path>| {
+            let mut list: Vec<PathBuf> = below.iter().map(|l| l.join(name)).collect();
+            list.extend(bottom.map(Path::to_path_buf));
+            list
+        };
+        let overlay = |name: &str, bottom: Option<&Path>| Overlay {
+            lowers: lowers(name, bottom),
+            upper: layer.join(name),
+            work: layer.join(LAYER_WORK).join(name),
+        };
+        Layers {
+            workspace: overlay("workspace", Some(checkout)),
+            home: if below.is_empty() {
+                HomeLayer::Dir(layer.join("home"))
+            } else {
+                HomeLayer::Overlay(overlay("home", None))
+            },
+            usr_local: Some(overlay("usr-local", Some(Path::new(HOST_USR_LOCAL)))),
+        }
+    }
+}
+
+/// The work directories of a layer being written (removed before it is used as a lower).
+pub(crate) const LAYER_WORK: &str = ".work";
+
+/// The host directory under a snapshot's `/usr/local` layer.
+pub(crate) const HOST_USR_LOCAL: &str = "/usr/local";
 
 /// The directories and files of one attempt.
 #[derive(Debug, Clone)]
@@ -71,6 +195,12 @@ impl AttemptLayout {
             ("merged", false, 0o755),
             ("tmp", true, 0o700),
             ("home", true, 0o700),
+            ("home-work", false, 0o700),
+            ("home-merged", false, 0o755),
+            // Root's like the host's /usr/local; the snapshot's subdirectories are the agent's.
+            ("usr-local", false, 0o755),
+            ("usr-local-work", false, 0o700),
+            ("usr-local-merged", false, 0o755),
             ("etc", false, 0o755),
         ] {
             let dir = self.root.join(name);

@@ -11,12 +11,16 @@
 //! - `local.rs`: [`LocalSandbox`], the local backend; `lower.rs` its shared checkouts,
 //!   `layer.rs` an attempt's upper layer, `image.rs` the `host` base image, `exec.rs` one
 //!   command in bwrap, `paths.rs` the agent's paths checked lexically.
+//! - `environment.rs`: [`EnvironmentSpec`], an environment's configuration and its hash;
+//!   `setup.rs` preparing one (setup or maintenance scripts, with network and secrets);
+//!   `snapshot.rs` the snapshot cache, leases and GC; `redact.rs` secrets out of output.
 //! - `limits.rs`: [`Limits`] and the rlimit fallback; `cgroup.rs` an attempt's cgroups;
 //!   `seccomp.rs` the system call filter every command runs under.
 //! - [`bench`]: start-up timings.
 
 pub mod bench;
 mod cgroup;
+mod environment;
 mod exec;
 mod image;
 mod layer;
@@ -24,9 +28,18 @@ mod limits;
 mod local;
 mod lower;
 mod paths;
+mod redact;
 mod sandbox;
 mod seccomp;
+mod setup;
+mod snapshot;
 
+pub use environment::{
+    AgentNetwork, EnvironmentMode, EnvironmentSpec, InvalidEnvironment, MIN_SECRET_LEN,
+};
 pub use limits::{LimitHit, Limits};
 pub use local::{DEFAULT_SANDBOX_UID, LocalSandbox, LocalSandboxConfig};
+pub use redact::Redactor;
 pub use sandbox::{ExecOutcome, ExecRequest, PatchOutcome, Sandbox, SandboxError, WorkspaceDiff};
+pub use setup::{PrepareError, PrepareOptions, ScriptPhase, SetupEvent, SetupFailed, SnapshotRef};
+pub use snapshot::{GcReport, SnapshotLease, gc_snapshots};

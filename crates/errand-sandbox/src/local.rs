@@ -7,11 +7,13 @@ use errand_git::Repo;
 use tokio::sync::RwLock;
 
 use crate::cgroup::AttemptCgroup;
-use crate::exec::{self, HELPER, Launch, STAGE, WORKSPACE};
+use crate::exec::{self, HELPER, Launch, Phase, STAGE, WORKSPACE};
 use crate::image::{generated_etc, host_image_args};
-use crate::layer::{AttemptLayout, read_upper_blocking};
+use crate::layer::{AttemptLayout, Layers, read_upper_blocking};
 use crate::limits::Rlimits;
 use crate::paths::{resolve_workdir, resolve_workspace_path};
+use crate::setup::SnapshotRef;
+use crate::snapshot::SnapshotLease;
 use crate::{ExecOutcome, ExecRequest, Limits, PatchOutcome, Sandbox, SandboxError, WorkspaceDiff};
 
 /// Host uid the agent's processes run as (uid 1000 inside the sandbox).
@@ -48,8 +50,21 @@ impl LocalSandboxConfig {
 #[derive(Debug)]
 pub struct LocalSandbox {
     layout: AttemptLayout,
+    /// The checkout of the base commit: the bottom workspace layer, and the git repository
+    /// whose object database the diff uses.
     lower: PathBuf,
     base: String,
+    /// What the diff compares against: the base commit, or the tree of a snapshot's (and a
+    /// maintenance run's) workspace layers merged over it.
+    diff_base: String,
+    layers: Layers,
+    phase: Phase,
+    /// The environment's plain variables, given to every command.
+    env: Vec<(String, String)>,
+    /// Held while the sandbox exists, so garbage collection leaves its snapshot alone.
+    lease: Option<SnapshotLease>,
+    /// Directories removed with the sandbox (a maintenance layer it stands on).
+    owned_dirs: Vec<PathBuf>,
     bwrap: PathBuf,
     helper: PathBuf,
     uid: u32,
@@ -92,12 +107,59 @@ impl LocalSandbox {
         LocalSandbox::create_on_lower(config, host, lower, base, attempt, limits).await
     }
 
+    /// An attempt over a prepared environment's snapshot (see
+    /// [`crate::prepare_environment`]): its layers stack on the snapshot's (and on the
+    /// maintenance run's, which the sandbox now owns and removes on `destroy`), it gets the
+    /// environment's plain variables, no secrets and no network, and it holds the snapshot's
+    /// lease until it is destroyed.
+    pub async fn create_on_snapshot(
+        config: &LocalSandboxConfig,
+        snapshot: SnapshotRef,
+        attempt: &str,
+        limits: &Limits,
+    ) -> Result<LocalSandbox, SandboxError> {
+        let host = check_host(config).await?;
+        let parts = snapshot.into_parts();
+        let plan = SandboxPlan {
+            checkout: parts.checkout,
+            base: parts.commit,
+            diff_base: parts.tree,
+            layers: LayerPlan::Over(parts.layers),
+            phase: Phase::Agent,
+            env: parts.env,
+            lease: Some(parts.lease),
+            owned_dirs: parts.maintenance.into_iter().collect(),
+        };
+        LocalSandbox::create_planned(config, host, plan, attempt, limits).await
+    }
+
     /// Creates an attempt's layer over an already prepared lower checkout.
     pub(crate) async fn create_on_lower(
         config: &LocalSandboxConfig,
         host: HostFacts,
         lower: PathBuf,
         base: String,
+        attempt: &str,
+        limits: &Limits,
+    ) -> Result<LocalSandbox, SandboxError> {
+        let plan = SandboxPlan {
+            checkout: lower,
+            diff_base: base.clone(),
+            base,
+            layers: LayerPlan::Plain,
+            phase: Phase::Agent,
+            env: Vec::new(),
+            lease: None,
+            owned_dirs: Vec::new(),
+        };
+        LocalSandbox::create_planned(config, host, plan, attempt, limits).await
+    }
+
+    /// Creates a sandbox's directory, cgroups and layers as `plan` says.
+    pub(crate) async fn create_planned(
+        config: &LocalSandboxConfig,
+        host: HostFacts,
+        plan: SandboxPlan,
         attempt: &str,
         limits: &Limits,
     ) -> Result<LocalSandbox, SandboxError> {
@@ -132,10 +194,28 @@ impl LocalSandbox {
         })
         .await
         .map_err(|e| SandboxError::Setup(format!("creating the attempt stopped: {e}")))??;
+        let (layers, layering) = match &plan.layers {
+            LayerPlan::Plain => (
+                Layers::plain(&layout, &plan.checkout),
+                "overlayfs upper layer over a private checkout",
+            ),
+            LayerPlan::Over(below) => (
+                Layers::over(&layout, &plan.checkout, below),
+                "overlayfs upper layers over the environment's snapshot over a private checkout",
+            ),
+            LayerPlan::Into { layer, below } => (
+                Layers::into_layer(&plan.checkout, layer, below),
+                "setup phase writing the snapshot's layers",
+            ),
+        };
+        let network = match plan.phase {
+            Phase::Agent => "network: none (private namespace)",
+            Phase::Setup { .. } => "network: the host's (setup phase)",
+        };
         let isolation = vec![
             host.bwrap_version.clone(),
-            "overlayfs upper layer over a private checkout".into(),
-            "network: none (private namespace)".into(),
+            layering.into(),
+            network.into(),
             "capabilities: none".into(),
             format!("uid 1000 (host uid {uid})"),
             "base image: host (read-only /usr, whitelisted /etc)".into(),
@@ -146,8 +226,14 @@ impl LocalSandbox {
         ];
         Ok(LocalSandbox {
             layout,
-            lower,
-            base,
+            lower: plan.checkout,
+            base: plan.base,
+            diff_base: plan.diff_base,
+            layers,
+            phase: plan.phase,
+            env: plan.env,
+            lease: plan.lease,
+            owned_dirs: plan.owned_dirs,
             bwrap: host.bwrap,
             helper: config.helper.clone(),
             uid,
@@ -166,7 +252,13 @@ impl LocalSandbox {
         let root = self.layout.root().to_path_buf();
         let shown = root.display().to_string();
         let cgroup = self.cgroup.take();
+        let owned = std::mem::take(&mut self.owned_dirs);
+        // Released when this function returns, after the layers are gone.
+        let _lease = self.lease.take();
         tokio::task::spawn_blocking(move || {
+            for dir in owned {
+                let _ = std::fs::remove_dir_all(dir);
+            }
             let cgroup_removed = match cgroup {
                 Some(mut cgroup) => cgroup.remove_blocking().map_err(|source| SandboxError::Io {
                     context: format!("cannot remove the cgroups {:?}", cgroup.paths()),
@@ -202,13 +294,15 @@ impl LocalSandbox {
         Launch {
             bwrap: &self.bwrap,
             attempt_root: self.layout.root(),
-            lower: &self.lower,
+            layers: &self.layers,
             helper: &self.helper,
             uid: self.uid,
             image: &self.image,
             cgroup: self.cgroup.as_ref(),
             rlimits: self.rlimits,
             seccomp: crate::seccomp::compiled(),
+            phase: &self.phase,
+            env: &self.env,
         }
     }
 
@@ -235,6 +329,28 @@ impl LocalSandbox {
         let outcome = self.run(request, &mut |chunk| collected.extend_from_slice(chunk)).await?;
         Ok((outcome, collected))
     }
+}
+
+/// How to build a sandbox: its layers, phase and what it owns.
+pub(crate) struct SandboxPlan {
+    pub checkout: PathBuf,
+    pub base: String,
+    pub diff_base: String,
+    pub layers: LayerPlan,
+    pub phase: Phase,
+    pub env: Vec<(String, String)>,
+    pub lease: Option<SnapshotLease>,
+    pub owned_dirs: Vec<PathBuf>,
+}
+
+/// Which layers a sandbox stacks (see `layer.rs`).
+pub(crate) enum LayerPlan {
+    /// The attempt's upper layer over the checkout (ask mode; no environment).
+    Plain,
+    /// The attempt's upper layers over these layer directories (top first), over the base.
+    Over(Vec<PathBuf>),
+    /// A setup or maintenance run whose upper layers are `layer`'s, over `below`.
+    Into { layer: PathBuf, below: Vec<PathBuf> },
 }
 
 /// Facts about the host checked once per sandbox.
@@ -353,7 +469,7 @@ impl Sandbox for LocalSandbox {
         let changes = tokio::task::spawn_blocking(move || read_upper_blocking(&upper))
             .await
             .map_err(|e| SandboxError::Diff(format!("reading the upper layer stopped: {e}")))??;
-        let diff = errand_git::diff_changes(&self.lower, &self.base, &changes)
+        let diff = errand_git::diff_changes(&self.lower, &self.diff_base, &changes)
             .await
             .map_err(|e| SandboxError::Diff(e.to_string()))?;
         Ok(WorkspaceDiff { patch: diff.patch, files: diff.files })
