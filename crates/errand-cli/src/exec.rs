@@ -3,14 +3,20 @@
 //! `--apply` is given.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use anyhow::Context;
 use errand_agent::{AttemptSpec, EventSink, MemoryLog, run_attempt};
 use errand_protocol::{AttemptId, AttemptState, EventKind};
-use errand_sandbox::{LocalSandbox, LocalSandboxConfig, Sandbox};
+use errand_sandbox::{
+    EnvironmentSpec, LocalSandbox, LocalSandboxConfig, PrepareError, PrepareOptions, Sandbox,
+    SetupEvent, SnapshotRef,
+};
+
+/// The snapshot cache is trimmed to this after each `errand exec` (expired snapshots always go).
+const SNAPSHOT_CACHE_BYTES: u64 = 20 << 30;
 
 use crate::config::Config;
 use crate::render::HumanRenderer;
@@ -31,6 +37,11 @@ pub struct ExecArgs {
     /// Keep the attempt's sandbox layer on disk afterwards (for debugging).
     #[arg(long)]
     pub keep: bool,
+    /// An environment file (TOML: setup_script, maintenance_script, [env], [secrets], ...; see
+    /// docs/configuration.md). Setup runs once per commit, with network and the secrets; the
+    /// agent then starts from its snapshot.
+    #[arg(long = "env", value_name = "FILE.toml")]
+    pub environment: Option<PathBuf>,
 }
 
 /// Exit statuses: 0 succeeded, 1 the attempt failed or timed out, 2 Errand could not start it.
@@ -49,6 +60,7 @@ pub async fn run(args: ExecArgs, config: Config) -> anyhow::Result<i32> {
         );
     }
 
+    let environment = args.environment.as_deref().map(load_environment).transpose()?;
     let model = errand_model::ModelClient::new(config.model_config())?;
     let sandbox_config = LocalSandboxConfig {
         data_dir: config.data_dir(),
@@ -80,15 +92,61 @@ pub async fn run(args: ExecArgs, config: Config) -> anyhow::Result<i32> {
     let started = Instant::now();
     let limits = config.sandbox.limits();
     let attempt_name = attempt.to_string();
-    let sandbox = match LocalSandbox::create_limited(
-        &sandbox_config,
-        repo.root(),
-        &commit,
-        &attempt_name,
-        &limits,
-    )
-    .await
-    {
+    let snapshot = match &environment {
+        None => None,
+        Some(spec) => {
+            let options = PrepareOptions { limits: limits.clone(), now: SystemTime::now() };
+            match prepare(&sandbox_config, repo.root(), &commit, spec, &options, &mut log).await {
+                Ok(snapshot) => snapshot,
+                Err(PrepareError::SetupFailed(failed)) => {
+                    let reason = failed.to_string();
+                    log.record(EventKind::StateChanged {
+                        state: AttemptState::Failed,
+                        reason: Some(reason.clone()),
+                    })
+                    .await;
+                    if json {
+                        let summary = serde_json::json!({
+                            "type": "result",
+                            "attempt": attempt.to_string(),
+                            "state": AttemptState::Failed,
+                            "reason": reason,
+                        });
+                        println!("{summary}");
+                    } else {
+                        eprintln!("✗ {reason}");
+                    }
+                    return Ok(1);
+                }
+                Err(e) => {
+                    let reason = format!("could not prepare the environment: {e}");
+                    log.record(EventKind::StateChanged {
+                        state: AttemptState::Failed,
+                        reason: Some(reason.clone()),
+                    })
+                    .await;
+                    anyhow::bail!(reason);
+                }
+            }
+        }
+    };
+    let created = match snapshot {
+        Some(snapshot) => {
+            LocalSandbox::create_on_snapshot(&sandbox_config, snapshot, &attempt_name, &limits)
+                .await
+        }
+        None => {
+            LocalSandbox::create_limited(
+                &sandbox_config,
+                repo.root(),
+                &commit,
+                &attempt_name,
+                &limits,
+            )
+            .await
+        }
+    };
+    let sandbox = match created {
         Ok(sandbox) => sandbox,
         Err(e) => {
             let reason = format!("could not prepare the sandbox: {e}");
@@ -127,6 +185,17 @@ pub async fn run(args: ExecArgs, config: Config) -> anyhow::Result<i32> {
         && let Err(e) = sandbox.destroy().await
     {
         eprintln!("warning: could not remove the attempt's sandbox layer: {e}");
+    }
+    if environment.is_some() {
+        let trimmed = errand_sandbox::gc_snapshots(
+            &sandbox_config.data_dir,
+            SNAPSHOT_CACHE_BYTES,
+            SystemTime::now(),
+        )
+        .await;
+        if let Err(e) = trimmed {
+            tracing::warn!("could not trim the snapshot cache: {e}");
+        }
     }
     let Ok(result) = interrupted else {
         return Ok(130);
@@ -181,4 +250,180 @@ pub async fn run(args: ExecArgs, config: Config) -> anyhow::Result<i32> {
         eprintln!("applied the diff to {}", repo.root().display());
     }
     Ok(if succeeded { 0 } else { 1 })
+}
+
+/// Reads an environment file. `[secrets]` values are text, or `{ env = "NAME" }` to take the
+/// value from this process's environment, so secrets need not be written into files.
+pub fn load_environment(path: &Path) -> anyhow::Result<EnvironmentSpec> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the environment file {}", path.display()))?;
+    parse_environment(&text, &|name| std::env::var(name).ok())
+        .with_context(|| format!("in the environment file {}", path.display()))
+}
+
+fn parse_environment(
+    text: &str,
+    host_env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<EnvironmentSpec> {
+    let mut table: toml::Table = toml::from_str(text)?;
+    if let Some(secrets) = table.get_mut("secrets").and_then(toml::Value::as_table_mut) {
+        for (name, value) in secrets.iter_mut() {
+            let Some(reference) = value.as_table() else { continue };
+            let variable = match (
+                reference.get("env").and_then(toml::Value::as_str),
+                reference.len(),
+            ) {
+                (Some(variable), 1) => variable.to_string(),
+                _ => anyhow::bail!(
+                    "secrets.{name}: write a value, or {{ env = \"VARIABLE\" }} to read it from the environment"
+                ),
+            };
+            let resolved = host_env(&variable).with_context(|| {
+                format!("secrets.{name}: the environment variable {variable} is not set")
+            })?;
+            *value = toml::Value::String(resolved);
+        }
+    }
+    let spec: EnvironmentSpec = table.try_into()?;
+    spec.validate()?;
+    Ok(spec)
+}
+
+/// Prepares the environment, recording the setup log as events as it arrives (the sandbox calls
+/// back synchronously; the log is async, so the events travel through a channel).
+async fn prepare(
+    config: &LocalSandboxConfig,
+    repo: &Path,
+    commit: &str,
+    spec: &EnvironmentSpec,
+    options: &PrepareOptions,
+    log: &mut MemoryLog,
+) -> Result<Option<SnapshotRef>, PrepareError> {
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<EventKind>();
+    let preparing = async move {
+        let mut lines = SetupLines::default();
+        let mut forward = |event: SetupEvent<'_>| {
+            for kind in lines.events(event) {
+                let _ = sender.send(kind);
+            }
+        };
+        let result =
+            LocalSandbox::prepare_environment(config, repo, commit, spec, options, &mut forward)
+                .await;
+        if let Ok(Some(snapshot)) = &result {
+            let _ = sender.send(EventKind::SnapshotReady {
+                snapshot: snapshot.id().to_string(),
+                reused: snapshot.reused(),
+                maintenance_ran: snapshot.maintenance_ran(),
+            });
+        }
+        result
+    };
+    let recording = async {
+        while let Some(kind) = receiver.recv().await {
+            log.record(kind).await;
+        }
+    };
+    let (result, ()) = tokio::join!(preparing, recording);
+    result
+}
+
+/// Turns the sandbox's setup callbacks into events whose output chunks end on line boundaries.
+#[derive(Default)]
+struct SetupLines {
+    pending: Vec<u8>,
+}
+
+impl SetupLines {
+    fn events(&mut self, event: SetupEvent<'_>) -> Vec<EventKind> {
+        match event {
+            SetupEvent::Started { phase, snapshot } => vec![EventKind::SetupStarted {
+                phase: phase.name().into(),
+                snapshot: snapshot.into(),
+            }],
+            SetupEvent::Output { phase, bytes } => {
+                self.pending.extend_from_slice(bytes);
+                match self.pending.iter().rposition(|&b| b == b'\n') {
+                    Some(end) => {
+                        let lines: Vec<u8> = self.pending.drain(..=end).collect();
+                        vec![EventKind::SetupOutput {
+                            phase: phase.name().into(),
+                            text: String::from_utf8_lossy(&lines).into_owned(),
+                        }]
+                    }
+                    None => Vec::new(),
+                }
+            }
+            SetupEvent::Finished { phase, exit_code, duration } => {
+                let mut events = Vec::new();
+                if !self.pending.is_empty() {
+                    let rest = std::mem::take(&mut self.pending);
+                    events.push(EventKind::SetupOutput {
+                        phase: phase.name().into(),
+                        text: String::from_utf8_lossy(&rest).into_owned(),
+                    });
+                }
+                events.push(EventKind::SetupFinished {
+                    phase: phase.name().into(),
+                    exit_code,
+                    duration_ms: duration.as_millis() as u64,
+                });
+                events
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_come_from_the_file_or_the_host_environment() {
+        let text = r#"
+setup_script = "npm ci"
+snapshot_ttl = "6h"
+[env]
+NODE_ENV = "test"
+[secrets]
+NPM_TOKEN = { env = "HOST_NPM_TOKEN" }
+PLAIN = "inline-value"
+"#;
+        let host = |name: &str| (name == "HOST_NPM_TOKEN").then(|| "from-host".to_string());
+        let spec = parse_environment(text, &host).unwrap();
+        assert_eq!(spec.secrets["NPM_TOKEN"], "from-host");
+        assert_eq!(spec.secrets["PLAIN"], "inline-value");
+        assert_eq!(spec.env["NODE_ENV"], "test");
+        assert_eq!(spec.snapshot_ttl.as_secs(), 6 * 3600);
+
+        let missing = parse_environment(text, &|_| None).unwrap_err();
+        assert!(format!("{missing:#}").contains("HOST_NPM_TOKEN is not set"), "{missing:#}");
+        let unknown = parse_environment("setup_scrpit = \"x\"", &|_| None).unwrap_err();
+        assert!(format!("{unknown:#}").contains("setup_scrpit"), "{unknown:#}");
+        let bad = parse_environment("[secrets]\nT = { file = \"x\" }", &|_| None).unwrap_err();
+        assert!(format!("{bad:#}").contains("secrets.T"), "{bad:#}");
+    }
+
+    #[test]
+    fn setup_output_events_end_on_line_boundaries() {
+        use errand_sandbox::ScriptPhase;
+        let mut lines = SetupLines::default();
+        let phase = ScriptPhase::Setup;
+        assert!(lines.events(SetupEvent::Output { phase, bytes: b"par" }).is_empty());
+        let events = lines.events(SetupEvent::Output { phase, bytes: b"tial\nnext" });
+        assert_eq!(
+            events,
+            [EventKind::SetupOutput { phase: "setup".into(), text: "partial\n".into() }]
+        );
+        let events = lines.events(SetupEvent::Finished {
+            phase,
+            exit_code: Some(0),
+            duration: std::time::Duration::from_millis(5),
+        });
+        assert_eq!(events.len(), 2);
+        assert_eq!(
+            events[0],
+            EventKind::SetupOutput { phase: "setup".into(), text: "next".into() }
+        );
+    }
 }

@@ -21,6 +21,32 @@ impl HumanRenderer {
                 Some(reason) => writeln!(out, "● {} — {reason}", state_name(*state)),
                 None => writeln!(out, "● {}", state_name(*state)),
             },
+            EventKind::SetupStarted { phase, snapshot } => {
+                writeln!(out, "● {phase} … (snapshot {snapshot})")
+            }
+            EventKind::SetupOutput { text, .. } => {
+                for line in text.lines() {
+                    writeln!(out, "  │ {}", sanitize(line))?;
+                }
+                Ok(())
+            }
+            EventKind::SetupFinished { phase, exit_code, duration_ms } => {
+                let secs = *duration_ms as f64 / 1000.0;
+                match exit_code {
+                    Some(0) => writeln!(out, "  ✓ {phase} exit 0 · {secs:.1} s"),
+                    Some(code) => writeln!(out, "  ✗ {phase} exit {code} · {secs:.1} s"),
+                    None => writeln!(out, "  ✗ {phase} killed · {secs:.1} s"),
+                }
+            }
+            EventKind::SnapshotReady { snapshot, reused, maintenance_ran } => {
+                match (reused, maintenance_ran) {
+                    (false, _) => writeln!(out, "● snapshot {snapshot} built"),
+                    (true, true) => {
+                        writeln!(out, "● snapshot {snapshot} reused (maintenance ran)")
+                    }
+                    (true, false) => writeln!(out, "● snapshot {snapshot} reused"),
+                }
+            }
             EventKind::SandboxReady { isolation, duration_ms, base_commit, .. } => writeln!(
                 out,
                 "● sandbox ready in {duration_ms} ms at {}: {}",

@@ -30,6 +30,16 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// The environment's setup (`phase: "setup"`) or maintenance script started, building or
+    /// running over the snapshot `snapshot` (design, data flow step 2).
+    SetupStarted { phase: String, snapshot: String },
+    /// A chunk of that script's output, every secret value replaced by `[secret:NAME]`.
+    SetupOutput { phase: String, text: String },
+    /// The script ended; `exit_code` is `None` when it was killed or timed out.
+    SetupFinished { phase: String, exit_code: Option<i32>, duration_ms: u64 },
+    /// The attempt's snapshot is ready: built for it, or `reused` (then `maintenance_ran` says
+    /// whether the maintenance script ran over it).
+    SnapshotReady { snapshot: String, reused: bool, maintenance_ran: bool },
     /// The sandbox is ready: which backend, what isolation and limits apply, how long it took.
     SandboxReady { backend: String, isolation: Vec<String>, base_commit: String, duration_ms: u64 },
     /// Instructions found in AGENTS.md files and given to the model, nearest last.
