@@ -130,6 +130,7 @@ async fn sandbox(runs: usize, repo: Option<PathBuf>, config: Config) -> anyhow::
     println!("{:<44} {:>9} {:>9} {:>9} {:>9}", "", "p50 ms", "p95 ms", "min ms", "max ms");
     for (name, stats) in [
         ("attempt start + `true` (overlay + bwrap)", &bench.attempt_start),
+        ("over a cached snapshot (3 overlays)", &bench.snapshot_start),
         ("baseline: plain `bwrap … true`", &bench.bwrap_true),
     ] {
         println!(

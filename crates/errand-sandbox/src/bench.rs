@@ -4,12 +4,19 @@
 //! `true` in it (its cgroups, mount namespace, overlay, bwrap with the seccomp filter, exec).
 //! Removing the attempt is not timed.
 //! `bwrap_true`: a bare `bwrap --unshare-all … true` measured in the same run, as the baseline.
+//! `snapshot_start`: an attempt over an environment's cached snapshot: finding and leasing the
+//! snapshot (a cache hit, no maintenance script), creating the attempt's three upper layers, and
+//! `true` under the three overlays (workspace, home, /usr/local). The snapshot is built first,
+//! untimed, by a setup script that writes into all three layers.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::local::check_host;
-use crate::{ExecRequest, LocalSandbox, LocalSandboxConfig, Sandbox, SandboxError};
+use crate::{
+    EnvironmentSpec, ExecRequest, LocalSandbox, LocalSandboxConfig, PrepareError, PrepareOptions,
+    Sandbox, SandboxError,
+};
 
 /// Timings of one kind, over `runs` runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +52,7 @@ impl Stats {
 pub struct StartBench {
     pub attempt_start: Stats,
     pub bwrap_true: Stats,
+    pub snapshot_start: Stats,
 }
 
 /// Measures `runs` attempt starts on `commit` of `repo` (the lower checkout is prepared first,
@@ -64,8 +72,36 @@ pub async fn sandbox_start(
     warm.destroy().await?;
     let host = check_host(config).await?;
 
+    let environment = EnvironmentSpec {
+        setup_script: Some(
+            "echo built > built.txt; mkdir -p ~/.cache /usr/local/bin; echo x > ~/.cache/x; \
+             printf '#!/bin/sh\\ntrue\\n' > /usr/local/bin/bench-tool"
+                .into(),
+        ),
+        ..EnvironmentSpec::default()
+    };
+    let prepare = || async {
+        LocalSandbox::prepare_environment(
+            config,
+            repo,
+            commit,
+            &environment,
+            &PrepareOptions::default(),
+            &mut |_| {},
+        )
+        .await
+        .map_err(|e| match e {
+            PrepareError::Sandbox(e) => e,
+            other => SandboxError::Setup(other.to_string()),
+        })?
+        .ok_or_else(|| SandboxError::Setup("the benchmark environment needs a snapshot".into()))
+    };
+    // Builds the snapshot (untimed).
+    prepare().await?.release().await;
+
     let mut attempt_samples = Vec::with_capacity(runs);
     let mut bwrap_samples = Vec::with_capacity(runs);
+    let mut snapshot_samples = Vec::with_capacity(runs);
     for run in 0..runs {
         let started = Instant::now();
         let sandbox = LocalSandbox::create_on_lower(
@@ -94,12 +130,35 @@ pub async fn sandbox_start(
         if !status.success() {
             return Err(SandboxError::Exec(format!("bare bwrap failed: {status}")));
         }
+
+        let started = Instant::now();
+        let snapshot = prepare().await?;
+        let sandbox = LocalSandbox::create_on_snapshot(
+            config,
+            snapshot,
+            &format!("{prefix}-snapshot-{run}"),
+            &crate::Limits::default(),
+        )
+        .await?;
+        let outcome = sandbox.exec(true_request(), &mut |_| {}).await;
+        snapshot_samples.push(started.elapsed());
+        sandbox.destroy().await?;
+        let outcome = outcome?;
+        if !outcome.success() {
+            return Err(SandboxError::Exec(format!(
+                "`true` failed over the snapshot: {outcome:?}"
+            )));
+        }
     }
     let stats = |samples: &[Duration]| {
         Stats::from_samples(samples)
             .ok_or_else(|| SandboxError::Exec("no samples were taken".into()))
     };
-    Ok(StartBench { attempt_start: stats(&attempt_samples)?, bwrap_true: stats(&bwrap_samples)? })
+    Ok(StartBench {
+        attempt_start: stats(&attempt_samples)?,
+        bwrap_true: stats(&bwrap_samples)?,
+        snapshot_start: stats(&snapshot_samples)?,
+    })
 }
 
 const BARE_BWRAP: &[&str] = &[

@@ -376,11 +376,7 @@ pub(crate) async fn check_host(config: &LocalSandboxConfig) -> Result<HostFacts,
             config.bwrap.display()
         ))
     })?;
-    let version =
-        tokio::process::Command::new(&bwrap).arg("--version").output().await.map_err(|source| {
-            SandboxError::Io { context: format!("cannot run {}", bwrap.display()), source }
-        })?;
-    let bwrap_version = String::from_utf8_lossy(&version.stdout).trim().to_string();
+    let bwrap_version = bwrap_version(&bwrap).await?;
     // data_dir goes into overlayfs mount options, where `,` and `:` are separators.
     let data_dir = config.data_dir.to_string_lossy();
     if data_dir.contains([',', ':', '\\']) || !config.data_dir.is_absolute() {
@@ -400,6 +396,29 @@ pub(crate) async fn check_host(config: &LocalSandboxConfig) -> Result<HostFacts,
         source,
     })?;
     Ok(HostFacts { bwrap, bwrap_version })
+}
+
+/// `bwrap --version`, asked once per binary per process: a process spawn is a sizeable part
+/// of an attempt's start (docs/benchmarks.md).
+async fn bwrap_version(bwrap: &Path) -> Result<String, SandboxError> {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static KNOWN: Mutex<Option<HashMap<PathBuf, String>>> = Mutex::new(None);
+    let known = |map: &mut Option<HashMap<PathBuf, String>>| {
+        map.get_or_insert_with(HashMap::new).get(bwrap).cloned()
+    };
+    if let Some(version) = KNOWN.lock().ok().and_then(|mut map| known(&mut map)) {
+        return Ok(version);
+    }
+    let output =
+        tokio::process::Command::new(bwrap).arg("--version").output().await.map_err(|source| {
+            SandboxError::Io { context: format!("cannot run {}", bwrap.display()), source }
+        })?;
+    let version = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    if let Ok(mut map) = KNOWN.lock() {
+        map.get_or_insert_with(HashMap::new).insert(bwrap.to_path_buf(), version.clone());
+    }
+    Ok(version)
 }
 
 /// An explicit path, or the first match on PATH.

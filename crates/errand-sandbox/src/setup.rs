@@ -204,11 +204,23 @@ impl LocalSandbox {
             .into());
         }
         let host = check_host(config).await?;
-        let repo = Repo::discover(repo).await.map_err(|e| SandboxError::Setup(e.to_string()))?;
-        let commit =
-            repo.resolve_commit(commit).await.map_err(|e| SandboxError::Setup(e.to_string()))?;
-        let checkout =
-            crate::lower::prepare(&config.data_dir, &repo, &commit, config.sandbox_uid).await?;
+        let cached = config.data_dir.join("checkouts").join(commit);
+        let (commit, checkout) = if is_object_id(commit)
+            && tokio::fs::try_exists(&cached).await.unwrap_or(false)
+        {
+            // A full id with its checkout in place: no git process on the cache-hit path.
+            (commit.to_string(), cached)
+        } else {
+            let repo =
+                Repo::discover(repo).await.map_err(|e| SandboxError::Setup(e.to_string()))?;
+            let commit = repo
+                .resolve_commit(commit)
+                .await
+                .map_err(|e| SandboxError::Setup(e.to_string()))?;
+            let checkout =
+                crate::lower::prepare(&config.data_dir, &repo, &commit, config.sandbox_uid).await?;
+            (commit, checkout)
+        };
         let hash = spec.config_hash();
         let name = format!("{}-{}", &hash[..12], &commit[..12.min(commit.len())]);
         let env: Vec<(String, String)> =
@@ -278,6 +290,11 @@ impl LocalSandbox {
         }
         Ok(Some(snapshot))
     }
+}
+
+/// A full SHA-1 or SHA-256 object id (lower-case hex), as git prints them.
+fn is_object_id(text: &str) -> bool {
+    matches!(text.len(), 40 | 64) && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 async fn blocking<T: Send + 'static>(

@@ -15,9 +15,11 @@ async fn sandbox_start() {
     let runs = std::env::var("ERRAND_BENCH_RUNS").ok().and_then(|n| n.parse().ok()).unwrap_or(50);
     let bench =
         errand_sandbox::bench::sandbox_start(&fx.config, &fx.repo, "HEAD", runs).await.unwrap();
-    for (name, stats) in
-        [("attempt start", bench.attempt_start), ("bare bwrap true", bench.bwrap_true)]
-    {
+    for (name, stats) in [
+        ("attempt start", bench.attempt_start),
+        ("over a snapshot", bench.snapshot_start),
+        ("bare bwrap true", bench.bwrap_true),
+    ] {
         println!(
             "{name:>16}: runs {} p50 {:?} p95 {:?} min {:?} max {:?}",
             stats.runs, stats.p50, stats.p95, stats.min, stats.max
