@@ -158,6 +158,13 @@ fn is_context_length(code: &str, message: &str) -> bool {
         // docker/docker-agent#569 and continuedev/continue#6080).
         || message.starts_with("prompt is too long")
         || message.contains("exceed context limit")
+        // Local servers: llama.cpp's server answers 400 `exceed_context_size_error`, "the request
+        // exceeds the available context size, try increasing it"; vLLM (and older OpenAI
+        // models) 400 "This model's maximum context length is 4096 tokens. However, you
+        // requested …".
+        || code == "exceed_context_size_error"
+        || message.contains("exceeds the available context size")
+        || message.contains("maximum context length is")
 }
 
 /// Anthropic refuses requests of an account without credit with HTTP 400 "Your credit balance
@@ -253,6 +260,33 @@ mod tests {
             panic!()
         };
         assert_eq!(error, "HTTP 502: <html>bad gateway</html>");
+    }
+
+    /// What llama.cpp's and vLLM's servers answer to a conversation longer than their context.
+    #[test]
+    fn local_servers_context_errors_are_recognised() {
+        let classify = |status, body: &str| {
+            let body = ErrorBody::parse(body, status);
+            classify_status(status, body, None, "m", "http://x/chat/completions", "KEY")
+        };
+        let llama = r#"{"error":{"code":400,"message":"the request exceeds the available context size, try increasing it","type":"exceed_context_size_error","n_prompt_tokens":9000,"n_ctx":8192}}"#;
+        let vllm = r#"{"object":"error","message":"This model's maximum context length is 4096 tokens. However, you requested 5000 tokens (4000 in the messages, 1000 in the completion). Please reduce the length of the messages or completion.","type":"BadRequestError","param":null,"code":400}"#;
+        for body in [llama, vllm] {
+            assert!(
+                matches!(
+                    classify(400, body),
+                    AttemptError::Fatal(ModelError::ContextLengthExceeded { .. })
+                ),
+                "{body}"
+            );
+        }
+        assert!(matches!(
+            classify(
+                400,
+                r#"{"error":{"message":"bad tool schema","type":"invalid_request_error"}}"#
+            ),
+            AttemptError::Fatal(ModelError::BadRequest { .. })
+        ));
     }
 
     /// Anthropic's error bodies: `{"type":"error","error":{"type":…,"message":…}}`.
