@@ -48,6 +48,17 @@ enum Command {
         #[command(subcommand)]
         what: bench::BenchCommand,
     },
+    /// Inside a sandbox: carry TCP connections on `--listen` to the egress proxy's socket,
+    /// then run the command (see errand_sandbox::egress::bridge).
+    #[command(hide = true)]
+    SandboxBridge {
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        #[arg(long)]
+        socket: PathBuf,
+        #[arg(last = true)]
+        command: Vec<std::ffi::OsString>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -55,6 +66,11 @@ fn main() -> ExitCode {
     if let Command::ApplyPatch { root, json } = &cli.command {
         // Runs inside the sandbox for every patch: no async runtime, no config, no logging.
         return apply_patch(root.clone(), *json);
+    }
+    if let Command::SandboxBridge { listen, socket, command } = &cli.command {
+        // Runs inside the sandbox before every command: it forks, so before any thread starts.
+        let code = errand_sandbox::egress::bridge::main(*listen, socket.clone(), command.clone());
+        return ExitCode::from(code.clamp(0, 255) as u8);
     }
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -85,7 +101,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Exec(args) => exec::run(args, config).await,
         Command::Bench { what } => bench::run(what, config).await,
         Command::Models { what } => models::run(what, config).await,
-        Command::ApplyPatch { .. } => unreachable!("handled before the runtime starts"),
+        Command::ApplyPatch { .. } | Command::SandboxBridge { .. } => {
+            unreachable!("handled before the runtime starts")
+        }
     }
 }
 

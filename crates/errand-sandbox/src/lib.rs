@@ -20,6 +20,7 @@
 
 pub mod bench;
 mod cgroup;
+pub mod egress;
 mod environment;
 mod exec;
 mod image;
