@@ -288,9 +288,17 @@ async fn cgroups_are_created_per_attempt_and_gone_after_destroy() {
         .unwrap();
     assert!(outcome.success(), "{outcome:?}");
     assert!(members.iter().all(|&n| n >= 2), "processes per cgroup: {members:?}");
+    // The command's processes leave the cgroups as the kernel reaps them, which can trail
+    // bwrap's own exit by a moment: wait (bounded) for that, then require it.
     for path in &paths {
-        let procs = std::fs::read_to_string(path.join("cgroup.procs")).unwrap();
-        assert_eq!(procs, "", "{} still has processes", path.display());
+        let procs = || std::fs::read_to_string(path.join("cgroup.procs")).unwrap();
+        for _ in 0..200 {
+            if procs().is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        assert_eq!(procs(), "", "{} still has processes", path.display());
     }
 
     first.destroy().await.unwrap();
