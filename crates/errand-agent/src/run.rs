@@ -416,8 +416,12 @@ async fn agent_loop(
         state.turn_starts.push(turn_start);
         let mut message = String::new();
         let mut called_tool = false;
+        // The turn goes into the conversation as the model produced it, then the results of its
+        // calls in order: one assistant message with several calls replays as exactly that
+        // message on every wire, so providers' prompt caches (and vLLM's prefix cache) keep
+        // hitting.
+        state.input.extend(response.items.iter().cloned());
         for item in response.items {
-            state.input.push(item.clone());
             match item {
                 Item::Message { role: Role::Assistant, text } => {
                     sink.record(EventKind::AgentMessage { text: text.clone() }).await;

@@ -739,3 +739,37 @@ async fn an_overlong_summary_is_cut_so_compaction_still_frees_room() {
     let requests = model.requests.lock().unwrap();
     assert!(requests.iter().all(|r| request_tokens(r) < 8_000), "the window held");
 }
+
+#[tokio::test]
+async fn a_turn_with_several_calls_is_replayed_as_the_calls_then_their_results() {
+    let sandbox = FakeSandbox::default();
+    let model = FakeModel::new(vec![
+        vec![
+            Item::Reasoning {
+                id: "r1".into(),
+                summary: vec![],
+                encrypted_content: Some("e".into()),
+            },
+            call("c1", "shell", r#"{"command":["ls"]}"#),
+            call("c2", "shell", r#"{"command":["pwd"]}"#),
+        ],
+        vec![say("Done")],
+    ]);
+    let mut log = MemoryLog::default();
+    let result = run_attempt(&spec(), &sandbox, &model, &AgentConfig::default(), &mut log).await;
+    assert_eq!(result.outcome.state, AttemptState::Succeeded);
+    let requests = model.requests.lock().unwrap();
+    let shape: Vec<String> = requests[1].input[2..]
+        .iter()
+        .map(|item| match item {
+            Item::Reasoning { .. } => "reasoning".to_string(),
+            Item::FunctionCall { call_id, .. } => format!("call {call_id}"),
+            Item::FunctionCallOutput { call_id, .. } => format!("output {call_id}"),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(shape, ["reasoning", "call c1", "call c2", "output c1", "output c2"]);
+    let execs = sandbox.execs.lock().unwrap();
+    let commands: Vec<&str> = execs.iter().map(|r| r.command[0].as_str()).collect();
+    assert_eq!(commands, ["ls", "pwd"], "run in the model's order");
+}

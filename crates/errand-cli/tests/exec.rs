@@ -118,7 +118,8 @@ async fn exec_fixes_a_failing_test_end_to_end() {
     assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
     model.verify().unwrap();
 
-    // Turn 2 made two calls at once; both ran, in order, and each result follows its call.
+    // Turn 2 made two calls at once; both ran, in order, and come back as the model made
+    // them (both calls), then their results in the same order.
     let requests = model.requests();
     assert_eq!(requests[0]["parallel_tool_calls"], true);
     let input = requests[2]["input"].as_array().unwrap();
@@ -127,10 +128,10 @@ async fn exec_fixes_a_failing_test_end_to_end() {
         .map(|i| (i["type"].as_str().unwrap(), i["call_id"].as_str().unwrap()))
         .collect();
     assert_eq!(tail[0].0, "function_call");
-    assert_eq!(tail[1], ("function_call_output", tail[0].1));
-    assert_eq!(tail[2].0, "function_call");
-    assert_eq!(tail[3], ("function_call_output", tail[2].1));
-    assert_ne!(tail[0].1, tail[2].1);
+    assert_eq!(tail[1].0, "function_call");
+    assert_eq!(tail[2], ("function_call_output", tail[0].1));
+    assert_eq!(tail[3], ("function_call_output", tail[1].1));
+    assert_ne!(tail[0].1, tail[1].1);
 
     let lines: Vec<serde_json::Value> =
         stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -395,6 +396,12 @@ async fn exec_fixes_a_failing_test_over_chat_completions() {
         requests.iter().all(|r| r.get("input").is_none()),
         "Responses fields in a chat request"
     );
+    // Turn 2's two calls replay as the one assistant message the model sent, then both results.
+    let messages = requests[2]["messages"].as_array().unwrap();
+    let tail: Vec<&str> =
+        messages[messages.len() - 3..].iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(tail, ["assistant", "tool", "tool"]);
+    assert_eq!(messages[messages.len() - 3]["tool_calls"].as_array().unwrap().len(), 2);
     let result: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert!(result["patch"].as_str().unwrap().contains("+    return a + b\n"), "{result}");
     assert_eq!(result["report"]["checks"][0]["passed"], true);
