@@ -1,6 +1,7 @@
 // The Store implementation both backends share, written once against concrete sqlx types.
 //
-// This file (with `common_impl.rs` and `common_queue.rs`) is `include!`d by `sqlite.rs` and `postgres.rs`, which define before it:
+// This file (with `common_impl.rs`, `common_queue.rs` and `common_env_logs.rs`) is `include!`d
+// by `sqlite.rs` and `postgres.rs`, which define before it:
 //   `Backend` (the store struct, with a `pool: Pool` field), `Pool`, `DbRow`, `Tx`,
 //   `BEGIN_WRITE` (how a writing transaction starts), `FOR_UPDATE` (row lock clause or ""),
 //   `SKIP_LOCKED` (the queue's lock clause: concurrent pickers take different rows, or ""),
@@ -396,3 +397,4 @@ impl Backend {
 
 include!("common_impl.rs");
 include!("common_queue.rs");
+include!("common_env_logs.rs");

@@ -203,6 +203,24 @@ impl Store for Backend {
         Ok(())
     }
 
+    async fn add_environment_log(
+        &self,
+        user: UserId,
+        id: EnvironmentId,
+        log: crate::NewEnvironmentLog,
+    ) -> Result<crate::EnvironmentLog> {
+        self.insert_environment_log(user, id, log).await
+    }
+
+    async fn environment_logs(
+        &self,
+        user: UserId,
+        id: EnvironmentId,
+        limit: u32,
+    ) -> Result<Vec<crate::EnvironmentLog>> {
+        self.newest_environment_logs(user, id, limit).await
+    }
+
     async fn create_task(&self, user: UserId, new: NewTask) -> Result<(Task, Vec<Attempt>)> {
         non_empty("the repository", &new.repository)?;
         non_empty("the ref", &new.git_ref)?;

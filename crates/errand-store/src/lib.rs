@@ -1,4 +1,5 @@
-//! Errand's durable state behind one trait, [`Store`]: users and API tokens, environments, tasks,
+//! Errand's durable state behind one trait, [`Store`]: users and API tokens, environments (with
+//! the logs of their setup runs), tasks,
 //! attempts with their leases, the append-only event log, artifacts and steering messages.
 //!
 //! Two backends implement it with the same schema and the same contracts: SQLite (a file; the
@@ -33,8 +34,9 @@ pub use sqlite::SqliteStore;
 pub use state::allowed_transition;
 pub use store::Store;
 pub use types::{
-    ApiToken, ArtifactKind, Attempt, AttemptCounts, CreatedToken, Environment, Lease, LeaseRenewal,
-    Message, NewTask, Page, Recovered, Scope, Task, TaskMode, User,
+    ApiToken, ArtifactKind, Attempt, AttemptCounts, CreatedToken, Environment, EnvironmentLog,
+    Lease, LeaseRenewal, Message, NewEnvironmentLog, NewTask, Page, Recovered, Scope, Task,
+    TaskMode, User,
 };
 
 use std::sync::Arc;

@@ -20,8 +20,10 @@ const FOR_UPDATE: &str = " FOR UPDATE";
 const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 /// Replicas starting together take turns migrating (an arbitrary constant key: "errand").
 const MIGRATION_LOCK: Option<&str> = Some("SELECT pg_advisory_xact_lock(6512104)");
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "initial", include_str!("../migrations/postgres/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/postgres/0001_initial.sql")),
+    (2, "environment_logs", include_str!("../migrations/postgres/0002_environment_logs.sql")),
+];
 
 impl PgStore {
     /// Connects to `postgres://user[:password]@host[:port]/database` and migrates it.

@@ -24,8 +24,10 @@ const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 const FOR_UPDATE: &str = "";
 const SKIP_LOCKED: &str = "";
 const MIGRATION_LOCK: Option<&str> = None;
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "initial", include_str!("../migrations/sqlite/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/sqlite/0001_initial.sql")),
+    (2, "environment_logs", include_str!("../migrations/sqlite/0002_environment_logs.sql")),
+];
 
 impl SqliteStore {
     /// Opens (creating it and its directory if missing) the database file and migrates it.

@@ -8,7 +8,8 @@ use errand_protocol::{AttemptId, AttemptState, Event, EventKind, TaskId};
 
 use crate::{
     ApiToken, ArtifactKind, Attempt, AttemptCounts, CreatedToken, Environment, EnvironmentId,
-    LeaseRenewal, Message, NewTask, Page, Recovered, Result, Scope, Task, TokenId, User, UserId,
+    EnvironmentLog, LeaseRenewal, Message, NewEnvironmentLog, NewTask, Page, Recovered, Result,
+    Scope, Task, TokenId, User, UserId,
 };
 
 /// Errand's durable state. Every method is one transaction: it happens completely or not at
@@ -55,6 +56,24 @@ pub trait Store: Send + Sync {
     ) -> Result<Environment>;
     /// `Conflict(InUse)` while a task refers to it: tasks keep their history.
     async fn delete_environment(&self, user: UserId, id: EnvironmentId) -> Result<()>;
+    /// Records the log of a setup or maintenance run (`content` already redacted) and drops
+    /// the environment's oldest beyond [`NewEnvironmentLog::KEPT_PER_ENVIRONMENT`]. Deleting the
+    /// environment deletes its logs. `NotFound` if the environment is not the user's; `Invalid`
+    /// for an empty phase.
+    async fn add_environment_log(
+        &self,
+        user: UserId,
+        id: EnvironmentId,
+        log: NewEnvironmentLog,
+    ) -> Result<EnvironmentLog>;
+    /// Up to `limit` of the environment's logs, newest first. `NotFound` if the environment is
+    /// not the user's.
+    async fn environment_logs(
+        &self,
+        user: UserId,
+        id: EnvironmentId,
+        limit: u32,
+    ) -> Result<Vec<EnvironmentLog>>;
 
     // ---- tasks ----
 

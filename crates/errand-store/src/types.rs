@@ -69,6 +69,41 @@ pub struct Environment {
     pub updated_at_ms: i64,
 }
 
+/// The log of one setup or maintenance run of an environment, as the user reads it in
+/// `errand env logs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvironmentLog {
+    /// Increasing per store: a later run has a larger id.
+    pub id: i64,
+    pub environment_id: EnvironmentId,
+    /// `setup` or `maintenance`.
+    pub phase: String,
+    /// The snapshot the run built or refreshed.
+    pub snapshot: Option<String>,
+    /// `None` when the script was killed (timeout, signal).
+    pub exit_code: Option<i32>,
+    pub duration_ms: i64,
+    /// The output, redacted by the caller before it was stored.
+    pub content: String,
+    pub created_at_ms: i64,
+}
+
+/// What [`crate::Store::add_environment_log`] needs. `content` must already be redacted: the
+/// store keeps it as given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEnvironmentLog {
+    pub phase: String,
+    pub snapshot: Option<String>,
+    pub exit_code: Option<i32>,
+    pub duration_ms: i64,
+    pub content: String,
+}
+
+impl NewEnvironmentLog {
+    /// Logs kept per environment; adding one more drops the oldest.
+    pub const KEPT_PER_ENVIRONMENT: u32 = 20;
+}
+
 /// `code` changes the repository and yields a diff; `ask` only answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

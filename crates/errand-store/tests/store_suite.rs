@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use errand_protocol::{AttemptId, AttemptOutcome, AttemptState, EventKind};
 use errand_store::{
-    ArtifactKind, Attempt, ConflictKind, NewTask, Page, Scope, Store, StoreError, Task, TaskMode,
-    User, now_ms,
+    ArtifactKind, Attempt, ConflictKind, NewEnvironmentLog, NewTask, Page, Scope, Store,
+    StoreError, Task, TaskMode, User, now_ms,
 };
 
 /// A store under test and how to reach it again.
@@ -76,6 +76,7 @@ suite!(
     token_auth,
     user_isolation,
     environments_are_named_per_user,
+    environment_logs_keep_the_newest_and_go_with_their_environment,
     tasks_list_newest_first_by_cursor,
     bad_task_input_is_refused_and_leaves_nothing,
     concurrent_appenders_get_consecutive_seqs,
@@ -268,6 +269,57 @@ async fn environments_are_named_per_user(b: Backend) {
     let spare = store.create_environment(alice.id, "spare", "{}").await.unwrap();
     store.delete_environment(alice.id, spare.id).await.unwrap();
     assert!(is_not_found(store.get_environment(alice.id, spare.id).await));
+}
+
+async fn environment_logs_keep_the_newest_and_go_with_their_environment(b: Backend) {
+    let store = &*b.store;
+    let alice = user(store, "alice").await;
+    let bob = user(store, "bob").await;
+    let env = store.create_environment(alice.id, "py", "{}").await.unwrap();
+    let log = |n: u32| NewEnvironmentLog {
+        phase: if n == 0 { "setup" } else { "maintenance" }.into(),
+        snapshot: Some(format!("snap-{n}")),
+        exit_code: if n == 1 { None } else { Some(n as i32) },
+        duration_ms: 40,
+        content: format!("run {n}\n"),
+    };
+    assert!(store.environment_logs(alice.id, env.id, 5).await.unwrap().is_empty());
+    let first = store.add_environment_log(alice.id, env.id, log(0)).await.unwrap();
+    assert_eq!((first.phase.as_str(), first.exit_code), ("setup", Some(0)));
+    assert_eq!(store.environment_logs(alice.id, env.id, 5).await.unwrap(), vec![first.clone()]);
+
+    // Another user's environment is not found, for writing and reading alike, and gets nothing.
+    assert!(is_not_found(store.add_environment_log(bob.id, env.id, log(9)).await));
+    assert!(is_not_found(store.environment_logs(bob.id, env.id, 5).await));
+    assert!(matches!(
+        store
+            .add_environment_log(
+                alice.id,
+                env.id,
+                NewEnvironmentLog { phase: " ".into(), ..log(3) }
+            )
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+
+    let kept = NewEnvironmentLog::KEPT_PER_ENVIRONMENT;
+    for n in 1..=kept {
+        store.add_environment_log(alice.id, env.id, log(n)).await.unwrap();
+    }
+    let logs = store.environment_logs(alice.id, env.id, 1000).await.unwrap();
+    assert_eq!(logs.len(), kept as usize, "only the newest are kept");
+    assert_eq!(logs[0].content, format!("run {kept}\n"), "newest first");
+    assert!(logs.iter().all(|l| l.id != first.id), "the oldest was dropped");
+    assert!(logs.windows(2).all(|w| w[0].id > w[1].id));
+    let none = logs.iter().find(|l| l.content == "run 1\n").unwrap();
+    assert_eq!(none.exit_code, None);
+    assert_eq!(store.environment_logs(alice.id, env.id, 2).await.unwrap().len(), 2);
+
+    store.delete_environment(alice.id, env.id).await.unwrap();
+    assert!(is_not_found(store.environment_logs(alice.id, env.id, 5).await));
+    // A new environment of the same name starts without the old one's logs.
+    let again = store.create_environment(alice.id, "py", "{}").await.unwrap();
+    assert!(store.environment_logs(alice.id, again.id, 5).await.unwrap().is_empty());
 }
 
 async fn tasks_list_newest_first_by_cursor(b: Backend) {
