@@ -44,16 +44,6 @@ impl Wire {
         }
     }
 
-    /// The call id Errand records for the scripted tool call `id` of turn `turn`. Anthropic's
-    /// ids are the API's `tool_use` ids with their message's id appended (`<id>@msg_<turn>` with
-    /// the scripted model), so that a turn's parallel calls go back to the API together.
-    fn call_id(self, id: &str, turn: usize) -> String {
-        match self {
-            Wire::Responses | Wire::Chat => id.to_string(),
-            Wire::Messages => format!("{id}@msg_{turn}"),
-        }
-    }
-
     /// The variable the provider's key conventionally lives in, which advice names.
     fn key_env(self) -> &'static str {
         match self {
@@ -243,7 +233,7 @@ text = "calc.py subtracts; the test expects a sum."
         assert!(error.contains(&format!("before {}", wire.end_marker())), "{wire:?}: {error}");
         let started = of_type(&lines, "command_started");
         assert_eq!(started.len(), 1, "{wire:?}: {started:?}");
-        assert_eq!(started[0]["call_id"], wire.call_id("call_cat", 1).as_str());
+        assert_eq!(started[0]["call_id"], "call_cat");
         assert_eq!(of_type(&lines, "command_finished")[0]["exit_code"], 0);
         assert_eq!(model.requests().len(), 3, "{wire:?}");
         model.verify().unwrap();
@@ -282,11 +272,11 @@ text = "calc.py subtracts; the test expects a sum."
         let errors = of_type(&lines, "tool_error");
         assert_eq!(errors.len(), 1, "{wire:?}: {}", both(&out));
         assert_eq!(errors[0]["tool"], "shell");
-        assert_eq!(errors[0]["call_id"], wire.call_id("call_1_1", 1).as_str());
+        assert_eq!(errors[0]["call_id"], "call_1_1");
         // Only the corrected call ran.
         let started = of_type(&lines, "command_started");
         let ids: Vec<&Value> = started.iter().map(|e| &e["call_id"]).collect();
-        assert_eq!(ids, [&Value::from(wire.call_id("call_2_1", 2))], "{wire:?}");
+        assert_eq!(ids, [&Value::from("call_2_1")], "{wire:?}");
         assert!(of_type(&lines, "model_retry").is_empty(), "a tool error is not a model failure");
         model.verify().unwrap();
     }

@@ -10,12 +10,10 @@
 //! - **Roles alternate strictly.** Consecutive items of one role share a message. Tool outputs are
 //!   `tool_result` blocks in the user message after the calls, ahead of any text there (the API
 //!   requires results first).
-//! - **Call ids say which message a call came in.** The agent runs a turn's parallel calls one
-//!   after another and records `call, output, call, output`, which reads the same as two turns of
-//!   one call each. So a call's id is `<tool_use id>@<message id>` ([`call_id`]); a call whose
-//!   message is that of the calls before it goes back into their assistant message, and its
-//!   result joins theirs. On the wire the id is the `tool_use` id alone, as the API issued it.
-//!   Earlier messages never change as the conversation grows, so cached prefixes stay valid.
+//! - **A turn goes back as it came.** The agent records a turn's items as the model produced them
+//!   (text, thinking, every call), then the calls' results in order; so consecutive calls are one
+//!   assistant message and their results one user message. Earlier messages never change as the
+//!   conversation grows, so cached prefixes stay valid.
 //! - **Freeform tools** (`apply_patch`) are offered as tools taking one string `input`; calls to
 //!   them come back as [`Item::CustomToolCall`]s (`anthropic_stream`), as with Chat Completions.
 //! - **Thinking.** `reasoning_effort` `minimal`/`low`/`medium`/`high` becomes
@@ -162,38 +160,13 @@ enum Speaker {
     Assistant,
 }
 
-/// The separator in a call id between the `tool_use` id and the id of the message it came in;
-/// neither ever contains it (the API's ids match `^[a-zA-Z0-9_-]+$`).
-const MESSAGE_OF_CALL: char = '@';
-
-/// The call id Errand gives a `tool_use` block of message `message_id`.
-pub fn call_id(tool_use_id: &str, message_id: Option<&str>) -> String {
-    match message_id {
-        Some(message) => format!("{tool_use_id}{MESSAGE_OF_CALL}{message}"),
-        None => tool_use_id.to_string(),
-    }
-}
-
-/// A call id as the `tool_use` id sent on the wire, and the message it came in if known.
-fn split_call_id(call_id: &str) -> (&str, Option<&str>) {
-    match call_id.rsplit_once(MESSAGE_OF_CALL) {
-        Some((id, message)) => (id, Some(message)),
-        None => (call_id, None),
-    }
-}
-
 /// Messages being built, merging consecutive blocks of one role.
 struct Messages {
     list: Vec<(Speaker, Vec<Value>)>,
-    /// The message the last call came in, while the messages since hold only its results.
-    open_call_message: Option<String>,
 }
 
 impl Messages {
     fn user(&mut self, block: Value) {
-        if !is_tool_result(&block) {
-            self.open_call_message = None;
-        }
         match self.list.last_mut() {
             Some((Speaker::User, content)) => {
                 // Tool results lead the message; text follows them.
@@ -209,22 +182,10 @@ impl Messages {
     }
 
     fn assistant(&mut self, block: Value) {
-        self.open_call_message = None;
         match self.list.last_mut() {
             Some((Speaker::Assistant, content)) => content.push(block),
             _ => self.list.push((Speaker::Assistant, vec![block])),
         }
-    }
-
-    /// A `tool_use` block from message `message`: with its siblings when it is a parallel call
-    /// recorded after an earlier sibling's output.
-    fn call(&mut self, block: Value, message: Option<&str>) {
-        let sibling = message.is_some() && self.open_call_message.as_deref() == message;
-        match self.list.as_mut_slice() {
-            [.., (Speaker::Assistant, calls), (Speaker::User, _)] if sibling => calls.push(block),
-            _ => self.assistant(block),
-        }
-        self.open_call_message = message.map(str::to_string);
     }
 }
 
@@ -234,7 +195,7 @@ fn is_tool_result(block: &Value) -> bool {
 
 /// The conversation as alternating user and assistant messages.
 fn messages(items: &[Item]) -> Vec<Value> {
-    let mut messages = Messages { list: Vec::new(), open_call_message: None };
+    let mut messages = Messages { list: Vec::new() };
     for item in items {
         match item {
             Item::Message { text, .. } if text.trim().is_empty() => {}
@@ -254,20 +215,19 @@ fn messages(items: &[Item]) -> Vec<Value> {
                     Ok(object @ Value::Object(_)) => object,
                     _ => json!({}),
                 };
-                let (id, message) = split_call_id(call_id);
-                let block = json!({ "type": "tool_use", "id": id, "name": name, "input": input });
-                messages.call(block, message);
+                let block =
+                    json!({ "type": "tool_use", "id": call_id, "name": name, "input": input });
+                messages.assistant(block);
             }
             Item::CustomToolCall { call_id, name, input } => {
-                let (id, message) = split_call_id(call_id);
                 let input = json!({ "input": input });
-                let block = json!({ "type": "tool_use", "id": id, "name": name, "input": input });
-                messages.call(block, message);
+                let block =
+                    json!({ "type": "tool_use", "id": call_id, "name": name, "input": input });
+                messages.assistant(block);
             }
             Item::FunctionCallOutput { call_id, output }
             | Item::CustomToolCallOutput { call_id, output } => {
-                let (id, _) = split_call_id(call_id);
-                let mut result = json!({ "type": "tool_result", "tool_use_id": id });
+                let mut result = json!({ "type": "tool_result", "tool_use_id": call_id });
                 // An empty text block is refused; a result without content is not.
                 if !output.is_empty() {
                     result["content"] = json!(output);
@@ -508,18 +468,18 @@ mod tests {
     }
 
     #[test]
-    fn parallel_calls_run_one_by_one_go_back_together() {
+    fn a_turns_parallel_calls_go_back_together() {
         let input = vec![
             thinking("two things", "sig"),
-            call("a@msg_1"),
-            output("a@msg_1"),
-            call("b@msg_1"),
-            output("b@msg_1"),
-            call("c@msg_2"),
-            output("c@msg_2"),
+            call("a"),
+            call("b"),
+            output("a"),
+            output("b"),
+            call("c"),
+            output("c"),
             thinking("next", "sig-2"),
-            call("d@msg_3"),
-            output("d@msg_3"),
+            call("d"),
+            output("d"),
         ];
         let body = wire(input, true);
         assert_eq!(
@@ -534,23 +494,20 @@ mod tests {
                 ("user", &["tool_result"]),
             ])
         );
-        // On the wire, ids are the API's own.
         let messages = &body["messages"];
         assert_eq!(messages[1]["content"][2]["id"], "b");
         assert_eq!(messages[2]["content"][1]["tool_use_id"], "b");
         assert_eq!(messages[3]["content"][0]["id"], "c");
-        // Calls of unknown messages are each their own turn.
+        // A call answered before the next call are two turns.
         let input = vec![call("a"), output("a"), call("b"), output("b")];
         assert_eq!(shape(&wire(input, true)).len(), 5);
-        assert_eq!(call_id("toolu_1", Some("msg_1")), "toolu_1@msg_1");
-        assert_eq!(call_id("toolu_1", None), "toolu_1");
     }
 
     #[test]
     fn earlier_messages_stay_the_same_as_the_conversation_grows() {
-        let mut input = vec![call("a@m1"), output("a@m1")];
+        let mut input = vec![call("a"), output("a")];
         let before = wire(input.clone(), true)["messages"].as_array().unwrap().clone();
-        input.extend([call("b@m2"), output("b@m2")]);
+        input.extend([call("b"), output("b")]);
         let after = wire(input, true)["messages"].as_array().unwrap().clone();
         // Cache breakpoints move to the end; nothing else may change.
         let strip = |message: &Value| {

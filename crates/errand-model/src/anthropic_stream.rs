@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use errand_protocol::TokenUsage;
 use serde_json::Value;
 
-use crate::anthropic::{REDACTED_THINKING, call_id};
+use crate::anthropic::REDACTED_THINKING;
 use crate::client::ModelProgress;
 use crate::config::Provider;
 use crate::conversation::{Item, ModelRequest, ModelTurn, Role, ToolSpec};
@@ -306,8 +306,7 @@ impl<'a> MessagesBuilder<'a> {
             _ if start_input.is_object() => start_input.to_string(),
             _ => "{}".to_string(),
         };
-        // The message id in the call id keeps a turn's calls together when they go back.
-        let call_id = call_id(&id, self.message_id.as_deref());
+        let call_id = id;
         if self.freeform.contains(&name)
             && let Ok(Value::Object(object)) = serde_json::from_str(&arguments)
             && let Some(Value::String(input)) = object.get("input")
@@ -429,17 +428,17 @@ mod tests {
                 },
                 Item::Message { role: Role::Assistant, text: "Looking.".into() },
                 Item::FunctionCall {
-                    call_id: "toolu_a@msg_1".into(),
+                    call_id: "toolu_a".into(),
                     name: "shell".into(),
                     arguments: r#"{"command": ["ls"]}"#.into(),
                 },
                 Item::CustomToolCall {
-                    call_id: "toolu_b@msg_1".into(),
+                    call_id: "toolu_b".into(),
                     name: "apply_patch".into(),
                     input: "P\n".into(),
                 },
                 Item::FunctionCall {
-                    call_id: "toolu_c@msg_1".into(),
+                    call_id: "toolu_c".into(),
                     name: "list".into(),
                     arguments: "{}".into(),
                 },
@@ -473,7 +472,7 @@ mod tests {
         assert_eq!(
             turn(&events).items,
             [Item::FunctionCall {
-                call_id: "t@msg_1".into(),
+                call_id: "t".into(),
                 name: "apply_patch".into(),
                 arguments: "{\"input\": \"*** Beg".into(),
             }]

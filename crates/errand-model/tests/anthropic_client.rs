@@ -139,10 +139,10 @@ async fn a_turn_of_thinking_text_and_parallel_calls_round_trips() {
                 encrypted_content: Some("EqQBCgIYAhIM1gbcDa9G+/==".into()),
             },
             Item::Message { role: Role::Assistant, text: "Looking at the code.".into() },
-            call("toolu_01A@msg_1", "a.rs"),
-            call("toolu_01B@msg_1", "b.rs"),
+            call("toolu_01A", "a.rs"),
+            call("toolu_01B", "b.rs"),
             Item::CustomToolCall {
-                call_id: "toolu_01C@msg_1".into(),
+                call_id: "toolu_01C".into(),
                 name: "apply_patch".into(),
                 input: PATCH.into(),
             },
@@ -165,23 +165,22 @@ async fn a_turn_of_thinking_text_and_parallel_calls_round_trips() {
     assert_eq!(streamed(false), "Looking at the code.");
     assert_eq!(streamed(true), "Two things to check.");
 
-    // The agent records each call followed by its output; the calls go back together (their ids
-    // name their message), after the thinking block exactly as it came, and the results together
-    // after them, with the API's own ids.
-    let mut next = Vec::new();
-    for item in turn.items.clone() {
-        let output = match &item {
-            Item::FunctionCall { call_id, .. } => {
-                Some(Item::FunctionCallOutput { call_id: call_id.clone(), output: "fn x()".into() })
-            }
-            Item::CustomToolCall { call_id, .. } => Some(Item::CustomToolCallOutput {
+    // The agent records the turn as it came, then each call's output in order: the calls go
+    // back together after the thinking block exactly as it came, and the results together after
+    // them, with the API's own ids.
+    let mut next = turn.items.clone();
+    for item in &turn.items {
+        match item {
+            Item::FunctionCall { call_id, .. } => next.push(Item::FunctionCallOutput {
+                call_id: call_id.clone(),
+                output: "fn x()".into(),
+            }),
+            Item::CustomToolCall { call_id, .. } => next.push(Item::CustomToolCallOutput {
                 call_id: call_id.clone(),
                 output: "Done!".into(),
             }),
-            _ => None,
-        };
-        next.push(item);
-        next.extend(output);
+            _ => {}
+        }
     }
     let (turn, _) = run(&client, &request(next)).await;
     assert_eq!(
@@ -260,7 +259,7 @@ async fn malformed_arguments_split_across_chunks_reach_the_agent_verbatim() {
     assert_eq!(
         turn.unwrap().items,
         [Item::FunctionCall {
-            call_id: "call_1_1@msg_1".into(),
+            call_id: "call_1_1".into(),
             name: "shell".into(),
             arguments: r#"{"command": ["cargo", "te"#.into(),
         }]
