@@ -18,6 +18,7 @@ pub struct Config {
     pub model: ModelSection,
     pub sandbox: SandboxSection,
     pub agent: AgentSection,
+    pub store: StoreSection,
     /// US dollars per million tokens, by model name: `[prices."gpt-5-codex"]`.
     pub prices: std::collections::BTreeMap<String, errand_protocol::Prices>,
 }
@@ -171,6 +172,15 @@ impl Default for AgentSection {
     }
 }
 
+/// Where Errand keeps its durable state (environments now; tasks and users with the service).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// `sqlite:///path/errand.db` or `postgres://user@host/db`; unset: a SQLite file in the data
+    /// directory ([`Config::store_url`]).
+    pub url: Option<String>,
+}
+
 /// Reads a variable; `Ok(None)` when unset or empty.
 type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
@@ -228,6 +238,9 @@ impl Config {
         }
         if let Some(v) = env("ERRAND_PATCH_TOOL") {
             self.model.patch_tool = v;
+        }
+        if let Some(v) = env("ERRAND_DATABASE_URL") {
+            self.store.url = Some(v);
         }
         if let Some(v) = env("ERRAND_DATA_DIR") {
             self.sandbox.data_dir = Some(PathBuf::from(v));
@@ -340,6 +353,17 @@ impl Config {
                 self.agent.auto_compact_percent
             );
         }
+        if let Some(url) = &self.store.url {
+            let known = ["sqlite://", "postgres://", "postgresql://"];
+            if !known.iter().any(|scheme| url.starts_with(scheme)) {
+                // Only the scheme: the rest of a PostgreSQL URL may hold a password.
+                let scheme = url.split("://").next().unwrap_or_default();
+                bail!(
+                    "store.url (ERRAND_DATABASE_URL) must be sqlite:///path/to/errand.db or \
+                     postgres://user@host/database, not a `{scheme}` URL"
+                );
+            }
+        }
         if self.agent.max_turns == 0 {
             bail!("agent.max_turns must be at least 1");
         }
@@ -359,6 +383,15 @@ impl Config {
         }
         let home = std::env::var("HOME").unwrap_or_else(|_| "/tmp".into());
         PathBuf::from(home).join(".local/share/errand")
+    }
+
+    /// The store's URL: `store.url` (`ERRAND_DATABASE_URL`), else `errand.db` in the data
+    /// directory.
+    pub fn store_url(&self) -> String {
+        match &self.store.url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir().join("errand.db").display()),
+        }
     }
 
     pub fn model_config(&self) -> errand_model::ModelConfig {
@@ -519,6 +552,22 @@ mod tests {
         config.validate().unwrap();
         let err = errand_model::ModelClient::new(config.model_config()).unwrap_err().to_string();
         assert!(err.contains("model.reasoning_effort = \"max\""), "{err}");
+    }
+
+    #[test]
+    fn the_store_defaults_to_sqlite_in_the_data_dir() {
+        let mut config = Config::from_toml("[sandbox]\ndata_dir = \"/srv/errand\"\n").unwrap();
+        assert_eq!(config.store_url(), "sqlite:///srv/errand/errand.db");
+        let env = |key: &str| {
+            (key == "ERRAND_DATABASE_URL").then(|| "postgres://errand:pw@db/errand".to_string())
+        };
+        config.apply_env(&env).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.store_url(), "postgres://errand:pw@db/errand");
+        let bad = Config::from_toml("[store]\nurl = \"mysql://u:hunter2@db/x\"\n").unwrap();
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains("store.url") && err.contains("`mysql`"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
     }
 
     #[test]

@@ -38,9 +38,9 @@ pub struct ExecArgs {
     #[arg(long)]
     pub keep: bool,
     /// An environment file (TOML: setup_script, maintenance_script, [env], [secrets], ...; see
-    /// docs/configuration.md). Setup runs once per commit, with network and the secrets; the
-    /// agent then starts from its snapshot.
-    #[arg(long = "env", value_name = "FILE.toml")]
+    /// docs/configuration.md), or the name of one stored with `errand env create`. Setup runs
+    /// once per commit, with network and the secrets; the agent then starts from its snapshot.
+    #[arg(long = "env", value_name = "FILE.toml|NAME")]
     pub environment: Option<PathBuf>,
 }
 
@@ -60,7 +60,8 @@ pub async fn run(args: ExecArgs, config: Config) -> anyhow::Result<i32> {
         );
     }
 
-    let environment = args.environment.as_deref().map(load_environment).transpose()?;
+    let (environment, stored_env) =
+        crate::env::for_exec(args.environment.as_deref(), &config).await?;
     let model = errand_model::ModelClient::new(config.model_config())?;
     let sandbox_config = LocalSandboxConfig {
         data_dir: config.data_dir(),
@@ -96,7 +97,10 @@ pub async fn run(args: ExecArgs, config: Config) -> anyhow::Result<i32> {
         None => None,
         Some(spec) => {
             let options = PrepareOptions { limits: limits.clone(), now: SystemTime::now() };
-            match prepare(&sandbox_config, repo.root(), &commit, spec, &options, &mut log).await {
+            let prepared =
+                prepare(&sandbox_config, repo.root(), &commit, spec, &options, &mut log).await;
+            crate::env::save_setup_logs(stored_env.as_ref(), log.events()).await;
+            match prepared {
                 Ok(snapshot) => snapshot,
                 Err(PrepareError::SetupFailed(failed)) => {
                     let reason = failed.to_string();

@@ -2,6 +2,7 @@
 
 mod bench;
 mod config;
+mod env;
 mod exec;
 mod models;
 mod render;
@@ -29,6 +30,11 @@ struct Cli {
 enum Command {
     /// Run one task on the repository in the current directory and print the diff and report.
     Exec(exec::ExecArgs),
+    /// Store and inspect environments (setup scripts, variables, secrets) by name.
+    Env {
+        #[command(subcommand)]
+        what: env::EnvCommand,
+    },
     /// Apply a `*** Begin Patch` patch read from stdin in the current directory.
     ApplyPatch {
         /// Refuse paths outside this directory (default: the current directory).
@@ -99,6 +105,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let config = config::Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Exec(args) => exec::run(args, config).await,
+        Command::Env { what } => env::run(what, config).await,
         Command::Bench { what } => bench::run(what, config).await,
         Command::Models { what } => models::run(what, config).await,
         Command::ApplyPatch { .. } | Command::SandboxBridge { .. } => {

@@ -1,0 +1,606 @@
+//! `errand env …`: environments as stored configuration, and the lookup behind
+//! `errand exec --env NAME`.
+//!
+//! An environment is stored as JSON: the environment file (the format `errand exec --env FILE`
+//! reads), validated through [`EnvironmentSpec`], with every default written out. Secrets keep
+//! the form the file gave them: a `{ env = "VARIABLE" }` reference is stored as the reference and
+//! resolved from the environment of the process that uses it; a value written in the file is
+//! stored in the database (docs/security.md). Nothing here prints a secret value: `list`, `show`
+//! and `--json` show `[secret]` in its place.
+//!
+//! Users: until the service hands out tokens, the CLI acts as one built-in local user named
+//! after `$USER` (else `local`), created in the store on first use.
+//!
+//! The store is opened only by the commands that need it (`env …`, and `exec --env NAME`), so
+//! `exec` with a file, `apply-patch`, `bench` and `models` never create a database.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use errand_protocol::{Event, EventKind};
+use errand_sandbox::{EnvironmentSpec, MIN_SECRET_LEN, Redactor};
+use errand_store::{
+    ConflictKind, Environment, EnvironmentId, NewEnvironmentLog, Store, StoreError, User, UserId,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::config::Config;
+
+/// What `show`, `list` and `--json` print instead of a secret's value.
+const SECRET_SHOWN_AS: &str = "[secret]";
+/// A stored setup log keeps this much of the end of the output (where failures are).
+const MAX_LOG_BYTES: usize = 256 << 10;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum EnvCommand {
+    /// Store an environment file (the format `errand exec --env FILE` reads) under a name.
+    Create {
+        name: String,
+        #[arg(long, value_name = "FILE.toml")]
+        file: PathBuf,
+    },
+    /// The stored environments (secret values are never shown).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One environment's configuration, every secret value shown as `[secret]`.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace an environment's configuration with a file's.
+    Update {
+        name: String,
+        #[arg(long, value_name = "FILE.toml")]
+        file: PathBuf,
+    },
+    /// Delete an environment (refused while tasks use it).
+    Rm { name: String },
+    /// The most recent setup or maintenance log of an environment (secrets redacted).
+    Logs {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(command: EnvCommand, config: Config) -> anyhow::Result<i32> {
+    // Read and check the file before the store is opened: a bad file creates nothing.
+    let document = match &command {
+        EnvCommand::Create { file, .. } | EnvCommand::Update { file, .. } => Some(read_file(file)?),
+        _ => None,
+    };
+    let local = LocalUser::open(&config).await?;
+    let (store, user) = (&*local.store, local.user.id);
+    match command {
+        EnvCommand::Create { name, .. } => {
+            check_name(&name)?;
+            let config_json = document.unwrap_or_default();
+            let env = store.create_environment(user, &name, &config_json).await.map_err(|e| {
+                match e {
+                    StoreError::Conflict { kind: ConflictKind::AlreadyExists, .. } => anyhow::anyhow!(
+                        "an environment named `{name}` already exists; change it with `errand env update {name} --file …`"
+                    ),
+                    e => e.into(),
+                }
+            })?;
+            eprintln!("created environment `{name}` ({})", short_hash(&env.config_hash));
+        }
+        EnvCommand::Update { name, .. } => {
+            let env = by_name(store, user, &name).await?;
+            let config_json = document.unwrap_or_default();
+            let updated = store.update_environment(user, env.id, &config_json).await?;
+            eprintln!("updated environment `{name}` ({})", short_hash(&updated.config_hash));
+        }
+        EnvCommand::Rm { name } => {
+            let env = by_name(store, user, &name).await?;
+            store.delete_environment(user, env.id).await.map_err(|e| match e {
+                StoreError::Conflict { kind: ConflictKind::InUse, .. } => anyhow::anyhow!(
+                    "environment `{name}` is used by tasks, which keep their history; it cannot be deleted"
+                ),
+                e => e.into(),
+            })?;
+            eprintln!("deleted environment `{name}`");
+        }
+        EnvCommand::List { json } => {
+            let summaries: Vec<Summary> =
+                store.list_environments(user).await?.iter().map(Summary::of).collect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summaries)?);
+            } else if summaries.is_empty() {
+                eprintln!(
+                    "no environments yet; store one with `errand env create NAME --file env.toml`"
+                );
+            } else {
+                println!(
+                    "{:<24} {:<12} {:<17} {:<6} {:<12} SECRETS",
+                    "NAME", "HASH", "UPDATED (UTC)", "SETUP", "MAINTENANCE"
+                );
+                for s in &summaries {
+                    println!(
+                        "{:<24} {:<12} {:<17} {:<6} {:<12} {}",
+                        s.name,
+                        short_hash(&s.config_hash),
+                        utc_minutes(s.updated_at_ms),
+                        yes_no(s.setup_script),
+                        yes_no(s.maintenance_script),
+                        s.secrets
+                    );
+                }
+            }
+        }
+        EnvCommand::Show { name, json } => {
+            let env = by_name(store, user, &name).await?;
+            let config = redacted(&env.config_json)?;
+            if json {
+                let shown = serde_json::json!({
+                    "name": env.name,
+                    "id": env.id,
+                    "config_hash": env.config_hash,
+                    "created_at_ms": env.created_at_ms,
+                    "updated_at_ms": env.updated_at_ms,
+                    "config": config,
+                });
+                println!("{}", serde_json::to_string_pretty(&shown)?);
+            } else {
+                println!(
+                    "# environment `{}` ({}), updated {} UTC",
+                    env.name,
+                    env.id,
+                    utc_minutes(env.updated_at_ms)
+                );
+                println!("# secret values are shown as \"{SECRET_SHOWN_AS}\"");
+                let table = toml::Value::try_from(Value::Object(config))
+                    .context("cannot show the configuration as TOML")?;
+                print!("{}", toml::to_string_pretty(&table)?);
+            }
+        }
+        EnvCommand::Logs { name, json } => {
+            let env = by_name(store, user, &name).await?;
+            let Some(log) = store.environment_logs(user, env.id, 1).await?.into_iter().next()
+            else {
+                eprintln!(
+                    "environment `{name}` has no setup log yet; `errand exec --env {name} …` runs its setup"
+                );
+                return Ok(if json { print_json(&Value::Null)? } else { 0 });
+            };
+            if json {
+                print_json(&serde_json::to_value(&log)?)?;
+            } else {
+                let status =
+                    log.exit_code.map_or("was killed".to_string(), |c| format!("exited {c}"));
+                eprintln!(
+                    "{} of `{name}` at {} UTC (snapshot {}): {status} after {:.1} s",
+                    log.phase,
+                    utc_minutes(log.created_at_ms),
+                    log.snapshot.as_deref().unwrap_or("-"),
+                    log.duration_ms as f64 / 1000.0
+                );
+                print!("{}", log.content);
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn print_json(value: &Value) -> anyhow::Result<i32> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(0)
+}
+
+/// The store and the built-in local user the CLI acts as.
+struct LocalUser {
+    store: Arc<dyn Store>,
+    user: User,
+}
+
+impl LocalUser {
+    async fn open(config: &Config) -> anyhow::Result<LocalUser> {
+        let store = errand_store::open(&config.store_url())
+            .await
+            .context("cannot open the store (store.url in errand.toml, ERRAND_DATABASE_URL)")?;
+        let name = std::env::var("USER").ok().filter(|n| !n.trim().is_empty());
+        let name = name.unwrap_or_else(|| "local".into());
+        let user = match store.user_by_name(&name).await {
+            Ok(user) => user,
+            Err(StoreError::NotFound(_)) => match store.create_user(&name).await {
+                Ok(user) => user,
+                // Another errand process created it first.
+                Err(StoreError::Conflict { kind: ConflictKind::AlreadyExists, .. }) => {
+                    store.user_by_name(&name).await?
+                }
+                Err(e) => return Err(e.into()),
+            },
+            Err(e) => return Err(e.into()),
+        };
+        Ok(LocalUser { store, user })
+    }
+}
+
+async fn by_name(store: &dyn Store, user: UserId, name: &str) -> anyhow::Result<Environment> {
+    store.environment_by_name(user, name).await.map_err(|e| match e {
+        StoreError::NotFound(_) => {
+            anyhow::anyhow!("no environment named `{name}`; see `errand env list`")
+        }
+        e => e.into(),
+    })
+}
+
+/// Names are what `errand exec --env` tells apart from file paths: no `/`, no `.`.
+fn check_name(name: &str) -> anyhow::Result<()> {
+    if !is_name(name) {
+        bail!(
+            "`{name}` is not an environment name: use letters, digits, `-` and `_` (at most 64, starting with a letter or digit)"
+        );
+    }
+    Ok(())
+}
+
+fn is_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 64
+        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Where a secret's value comes from, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+enum SecretSource {
+    /// Written in the environment file, so stored in the database.
+    Value(String),
+    /// Read from the environment of the process that uses the environment.
+    Env { env: String },
+}
+
+fn read_file(path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the environment file {}", path.display()))?;
+    document_from_toml(&text).with_context(|| format!("in the environment file {}", path.display()))
+}
+
+/// The stored JSON of an environment file: checked exactly like `errand exec --env FILE` checks
+/// it, except that `{ env = "VARIABLE" }` secrets stay references (their values are only known
+/// where the environment is used).
+fn document_from_toml(text: &str) -> anyhow::Result<String> {
+    let mut table: toml::Table = toml::from_str(text)?;
+    let mut sources = BTreeMap::new();
+    if let Some(secrets) = table.get_mut("secrets") {
+        let Some(secrets) = secrets.as_table_mut() else {
+            bail!("secrets: write a table of NAME = \"value\" or NAME = {{ env = \"VARIABLE\" }}");
+        };
+        for (name, value) in secrets.iter_mut() {
+            let source = match value {
+                toml::Value::String(text) => SecretSource::Value(text.clone()),
+                toml::Value::Table(reference) => {
+                    match (reference.get("env").and_then(toml::Value::as_str), reference.len()) {
+                        (Some(variable), 1) if !variable.is_empty() => {
+                            SecretSource::Env { env: variable.to_string() }
+                        }
+                        _ => bail!(
+                            "secrets.{name}: write a value, or {{ env = \"VARIABLE\" }} to read it from the environment"
+                        ),
+                    }
+                }
+                _ => bail!("secrets.{name}: write a value in quotes, or {{ env = \"VARIABLE\" }}"),
+            };
+            // Validation sees a stand-in for a reference, long enough to pass: the real value is
+            // checked where the environment is used.
+            if let SecretSource::Env { .. } = source {
+                *value = toml::Value::String("x".repeat(MIN_SECRET_LEN));
+            }
+            sources.insert(name.clone(), source);
+        }
+    }
+    let spec: EnvironmentSpec = table.try_into()?;
+    spec.validate()?;
+    let mut document = match serde_json::to_value(&spec)? {
+        Value::Object(document) => document,
+        _ => bail!("an environment serialises to a JSON object"),
+    };
+    document.retain(|_, value| !value.is_null());
+    document.insert("secrets".into(), serde_json::to_value(&sources)?);
+    Ok(Value::Object(document).to_string())
+}
+
+fn stored_object(config_json: &str) -> anyhow::Result<Map<String, Value>> {
+    match serde_json::from_str(config_json) {
+        Ok(Value::Object(document)) => Ok(document),
+        Ok(_) => bail!("the stored configuration is not a JSON object"),
+        Err(e) => bail!("the stored configuration is not JSON: {e}"),
+    }
+}
+
+/// The environment a stored configuration describes, references resolved through `host_env`.
+fn resolve(
+    name: &str,
+    config_json: &str,
+    host_env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<EnvironmentSpec> {
+    let mut document = stored_object(config_json)?;
+    let sources: BTreeMap<String, SecretSource> = match document.remove("secrets") {
+        Some(secrets) => serde_json::from_value(secrets).context("the stored secrets")?,
+        None => BTreeMap::new(),
+    };
+    let mut secrets = Map::new();
+    for (secret, source) in sources {
+        let value = match source {
+            SecretSource::Value(value) => value,
+            SecretSource::Env { env } => host_env(&env).filter(|v| !v.is_empty()).with_context(
+                || {
+                    format!(
+                        "environment `{name}`: secrets.{secret} is read from the variable {env}, which is not set here"
+                    )
+                },
+            )?,
+        };
+        secrets.insert(secret, Value::String(value));
+    }
+    document.insert("secrets".into(), Value::Object(secrets));
+    let spec: EnvironmentSpec = serde_json::from_value(Value::Object(document))
+        .with_context(|| format!("environment `{name}` as stored"))?;
+    spec.validate().with_context(|| format!("environment `{name}`"))?;
+    Ok(spec)
+}
+
+/// The stored configuration with every secret value replaced by [`SECRET_SHOWN_AS`];
+/// references (`{ "env": "VARIABLE" }`) are kept, they hold no secret.
+fn redacted(config_json: &str) -> anyhow::Result<Map<String, Value>> {
+    let mut document = stored_object(config_json)?;
+    if let Some(secrets) = document.get_mut("secrets") {
+        let sources: BTreeMap<String, SecretSource> =
+            serde_json::from_value(secrets.clone()).unwrap_or_default();
+        let mut shown = Map::new();
+        let names: Vec<String> = match &*secrets {
+            Value::Object(map) => map.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
+        for name in names {
+            let value = match sources.get(&name) {
+                Some(SecretSource::Env { env }) => serde_json::json!({ "env": env }),
+                _ => Value::String(SECRET_SHOWN_AS.into()),
+            };
+            shown.insert(name, value);
+        }
+        *secrets = Value::Object(shown);
+    }
+    Ok(document)
+}
+
+/// One line of `errand env list`.
+#[derive(Debug, Serialize)]
+struct Summary {
+    name: String,
+    id: EnvironmentId,
+    config_hash: String,
+    created_at_ms: i64,
+    updated_at_ms: i64,
+    setup_script: bool,
+    maintenance_script: bool,
+    /// How many secrets; never their values.
+    secrets: usize,
+}
+
+impl Summary {
+    fn of(env: &Environment) -> Summary {
+        let document = stored_object(&env.config_json).unwrap_or_default();
+        let has = |key: &str| document.get(key).is_some_and(Value::is_string);
+        Summary {
+            name: env.name.clone(),
+            id: env.id,
+            config_hash: env.config_hash.clone(),
+            created_at_ms: env.created_at_ms,
+            updated_at_ms: env.updated_at_ms,
+            setup_script: has("setup_script"),
+            maintenance_script: has("maintenance_script"),
+            secrets: document.get("secrets").and_then(Value::as_object).map_or(0, Map::len),
+        }
+    }
+}
+
+/// A stored environment `errand exec --env NAME` uses: where its setup logs go.
+pub struct StoredUse {
+    local: LocalUser,
+    id: EnvironmentId,
+    secrets: BTreeMap<String, String>,
+}
+
+/// What `errand exec --env ARG` names: an existing file (read as always), else a stored
+/// environment of that name. Only the second opens the store.
+pub async fn for_exec(
+    arg: Option<&Path>,
+    config: &Config,
+) -> anyhow::Result<(Option<EnvironmentSpec>, Option<StoredUse>)> {
+    let Some(arg) = arg else { return Ok((None, None)) };
+    let name = arg.to_str().filter(|name| is_name(name));
+    let Some(name) = name.filter(|_| !arg.exists()) else {
+        return Ok((Some(crate::exec::load_environment(arg)?), None));
+    };
+    let local = LocalUser::open(config).await?;
+    let env = by_name(&*local.store, local.user.id, name)
+        .await
+        .with_context(|| format!("--env {name}: there is no such file either"))?;
+    let spec = resolve(name, &env.config_json, &|var| std::env::var(var).ok())?;
+    let secrets = spec.secrets.clone();
+    Ok((Some(spec), Some(StoredUse { local, id: env.id, secrets })))
+}
+
+/// Saves the setup and maintenance runs among `events` as the stored environment's logs
+/// (redacted once more with its secrets). A failure to save is reported, not fatal: the
+/// attempt itself does not depend on it.
+pub async fn save_setup_logs(stored: Option<&StoredUse>, events: &[Event]) {
+    let Some(stored) = stored else { return };
+    for log in setup_logs(events) {
+        let content = Redactor::redact_all(&stored.secrets, log.content.as_bytes());
+        let log = NewEnvironmentLog { content: tail(&String::from_utf8_lossy(&content)), ..log };
+        let saved = stored.local.store.add_environment_log(stored.local.user.id, stored.id, log);
+        if let Err(e) = saved.await {
+            eprintln!("warning: could not store the environment's setup log: {e}");
+        }
+    }
+}
+
+/// One log per setup or maintenance run in the events, in order. A run whose end is missing (the
+/// preparation failed around it) is kept with no exit code.
+fn setup_logs(events: &[Event]) -> Vec<NewEnvironmentLog> {
+    let mut logs = Vec::new();
+    let mut current: Option<NewEnvironmentLog> = None;
+    for event in events {
+        match &event.kind {
+            EventKind::SetupStarted { phase, snapshot } => {
+                logs.extend(current.take());
+                current = Some(NewEnvironmentLog {
+                    phase: phase.clone(),
+                    snapshot: Some(snapshot.clone()),
+                    exit_code: None,
+                    duration_ms: 0,
+                    content: String::new(),
+                });
+            }
+            EventKind::SetupOutput { text, .. } => {
+                if let Some(log) = &mut current {
+                    log.content.push_str(text);
+                }
+            }
+            EventKind::SetupFinished { exit_code, duration_ms, .. } => {
+                if let Some(mut log) = current.take() {
+                    log.exit_code = *exit_code;
+                    log.duration_ms = i64::try_from(*duration_ms).unwrap_or(i64::MAX);
+                    logs.push(log);
+                }
+            }
+            _ => {}
+        }
+    }
+    logs.extend(current);
+    logs
+}
+
+/// The last [`MAX_LOG_BYTES`] of a log, cut at a line start, saying how much was left out.
+fn tail(content: &str) -> String {
+    if content.len() <= MAX_LOG_BYTES {
+        return content.to_string();
+    }
+    let mut start = content.len() - MAX_LOG_BYTES;
+    while !content.is_char_boundary(start) {
+        start += 1;
+    }
+    let start = content[start..].find('\n').map_or(start, |n| start + n + 1);
+    format!("[… {start} earlier bytes not kept]\n{}", &content[start..])
+}
+
+fn short_hash(hash: &str) -> &str {
+    &hash[..12.min(hash.len())]
+}
+
+fn yes_no(value: bool) -> &'static str {
+    if value { "yes" } else { "no" }
+}
+
+/// `YYYY-MM-DD HH:MM` in UTC (days to civil date: Howard Hinnant's `civil_from_days`).
+fn utc_minutes(ms: i64) -> String {
+    let minutes = ms.div_euclid(60_000);
+    let (days, minute_of_day) = (minutes.div_euclid(1440), minutes.rem_euclid(1440));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}", minute_of_day / 60, minute_of_day % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"
+setup_script = "npm ci"
+[env]
+NODE_ENV = "test"
+[secrets]
+INLINE = "inline-secret-value"
+FROM_HOST = { env = "HOST_TOKEN" }
+"#;
+
+    #[test]
+    fn references_stay_references_and_resolve_at_use() {
+        let json = document_from_toml(FILE).unwrap();
+        assert!(json.contains(r#""FROM_HOST":{"env":"HOST_TOKEN"}"#), "{json}");
+        let host = |var: &str| (var == "HOST_TOKEN").then(|| "host-value".to_string());
+        let spec = resolve("web", &json, &host).unwrap();
+        assert_eq!(spec.secrets["FROM_HOST"], "host-value");
+        assert_eq!(spec.secrets["INLINE"], "inline-secret-value");
+        assert_eq!(spec.setup_script.as_deref(), Some("npm ci"));
+        let err = resolve("web", &json, &|_| None).unwrap_err();
+        assert!(format!("{err:#}").contains("HOST_TOKEN, which is not set"), "{err:#}");
+    }
+
+    #[test]
+    fn shown_configurations_hold_no_secret_value() {
+        let shown = Value::Object(redacted(&document_from_toml(FILE).unwrap()).unwrap());
+        let text = shown.to_string();
+        assert!(!text.contains("inline-secret-value"), "{text}");
+        assert_eq!(shown["secrets"]["INLINE"], SECRET_SHOWN_AS);
+        assert_eq!(shown["secrets"]["FROM_HOST"]["env"], "HOST_TOKEN");
+        assert_eq!(shown["env"]["NODE_ENV"], "test");
+    }
+
+    #[test]
+    fn bad_files_name_the_key() {
+        for (text, key) in [
+            ("setup_scrpit = \"x\"", "setup_scrpit"),
+            ("[secrets]\nT = { file = \"x\" }", "secrets.T"),
+            ("[secrets]\nT = 5", "secrets.T"),
+            ("[secrets]\nT = \"ab\"", "secrets.T"),
+            ("[env]\nHOME = \"/\"", "env.HOME"),
+        ] {
+            let err = format!("{:#}", document_from_toml(text).unwrap_err());
+            assert!(err.contains(key), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn setup_runs_become_logs() {
+        let event = |kind| Event { seq: 0, at_ms: 0, kind };
+        let events = [
+            event(EventKind::SetupStarted { phase: "setup".into(), snapshot: "s1".into() }),
+            event(EventKind::SetupOutput { phase: "setup".into(), text: "a\n".into() }),
+            event(EventKind::SetupOutput { phase: "setup".into(), text: "b\n".into() }),
+            event(EventKind::SetupFinished {
+                phase: "setup".into(),
+                exit_code: Some(3),
+                duration_ms: 12,
+            }),
+            event(EventKind::SetupStarted { phase: "maintenance".into(), snapshot: "s1".into() }),
+        ];
+        let logs = setup_logs(&events);
+        assert_eq!(logs.len(), 2);
+        assert_eq!((logs[0].content.as_str(), logs[0].exit_code), ("a\nb\n", Some(3)));
+        assert_eq!((logs[1].phase.as_str(), logs[1].exit_code), ("maintenance", None));
+    }
+
+    #[test]
+    fn names_and_helpers() {
+        for good in ["web", "py-3_12", "A1"] {
+            assert!(is_name(good), "{good}");
+        }
+        for bad in ["", "-x", "env.toml", "a/b", "./x", &"x".repeat(65)] {
+            assert!(!is_name(bad), "{bad}");
+        }
+        assert_eq!(utc_minutes(0), "1970-01-01 00:00");
+        assert_eq!(utc_minutes(1_709_210_096_000), "2024-02-29 12:34");
+        let long = "line\n".repeat(MAX_LOG_BYTES / 5 + 10);
+        let kept = tail(&long);
+        assert!(kept.starts_with("[… 50 earlier bytes not kept]\nline\n"), "{}", &kept[..40]);
+        assert_eq!(tail("short"), "short");
+    }
+}
