@@ -150,6 +150,17 @@ pub async fn run(args: ExecArgs, config: Config) -> anyhow::Result<i32> {
             .await
         }
     };
+    let egress = environment.as_ref().map(EnvironmentSpec::egress_policy).transpose()?.flatten();
+    let created = match (created, egress) {
+        (Ok(mut sandbox), Some(policy)) => match sandbox.start_egress(policy) {
+            Ok(()) => Ok(sandbox),
+            Err(e) => {
+                let _ = sandbox.destroy().await;
+                Err(e)
+            }
+        },
+        (created, _) => created,
+    };
     let sandbox = match created {
         Ok(sandbox) => sandbox,
         Err(e) => {
@@ -174,8 +185,9 @@ pub async fn run(args: ExecArgs, config: Config) -> anyhow::Result<i32> {
     let agent_config = config.agent_config();
     // Ctrl-C cancels the attempt: dropping its future kills the running command's sandbox (its
     // whole pid namespace), and the layer is still removed below, so nothing is left behind.
+    let mut sink = WithSandboxEvents { sandbox: &sandbox, log: &mut log };
     let interrupted = tokio::select! {
-        result = run_attempt(&spec, &sandbox, &model, &agent_config, &mut log) => Ok(result),
+        result = run_attempt(&spec, &sandbox, &model, &agent_config, &mut sink) => Ok(result),
         _ = tokio::signal::ctrl_c() => Err(()),
     };
     if interrupted.is_err() {
@@ -254,6 +266,36 @@ pub async fn run(args: ExecArgs, config: Config) -> anyhow::Result<i32> {
         eprintln!("applied the diff to {}", repo.root().display());
     }
     Ok(if succeeded { 0 } else { 1 })
+}
+
+/// The attempt's event sink with the sandbox's own events (connections through the egress
+/// proxy) recorded in order: before each event the agent records, whatever the sandbox has to
+/// report since the last one goes first. A command's connections are ready when its `exec`
+/// returns, so they land before its `command_finished`; the worker's sink will do the same
+/// (see `Sandbox::drain_events`).
+struct WithSandboxEvents<'a> {
+    sandbox: &'a LocalSandbox,
+    log: &'a mut MemoryLog,
+}
+
+// `EventSink` is an `async_trait` trait; this is what its macro would write, spelled out so this
+// crate needs no dependency for one impl.
+impl EventSink for WithSandboxEvents<'_> {
+    fn record<'sink, 'future>(
+        &'sink mut self,
+        kind: EventKind,
+    ) -> std::pin::Pin<Box<dyn Future<Output = errand_protocol::Event> + Send + 'future>>
+    where
+        'sink: 'future,
+        Self: 'future,
+    {
+        Box::pin(async move {
+            for pending in self.sandbox.drain_events() {
+                self.log.record(pending).await;
+            }
+            self.log.record(kind).await
+        })
+    }
 }
 
 /// Reads an environment file. `[secrets]` values are text, or `{ env = "NAME" }` to take the
@@ -406,6 +448,35 @@ PLAIN = "inline-value"
         assert!(format!("{unknown:#}").contains("setup_scrpit"), "{unknown:#}");
         let bad = parse_environment("[secrets]\nT = { file = \"x\" }", &|_| None).unwrap_err();
         assert!(format!("{bad:#}").contains("secrets.T"), "{bad:#}");
+    }
+
+    #[test]
+    fn agent_network_is_a_table_of_allowed_domains_checked_at_load() {
+        let none = |_: &str| None;
+        let spec = parse_environment(
+            "[agent_network]\nallow = [\"pypi.org\", \"*.pythonhosted.org\"]\nread_only = true\n",
+            &none,
+        )
+        .unwrap();
+        let policy = spec.egress_policy().unwrap().unwrap();
+        assert_eq!(policy.allow.len(), 2);
+        assert_eq!(policy.methods, errand_sandbox::egress::Methods::ReadOnly);
+        assert!(!policy.allow_private);
+        let inline = "agent_network = { allow = [\"127.0.0.1:8080\"], allow_private = true }";
+        assert!(parse_environment(inline, &none).unwrap().egress_policy().unwrap().is_some());
+        for text in ["", "agent_network = \"none\""] {
+            assert!(parse_environment(text, &none).unwrap().egress_policy().unwrap().is_none());
+        }
+        for (text, needle) in [
+            ("[agent_network]\nallow = [\"pypi.org/simple\"]", "agent_network.allow"),
+            ("[agent_network]\nallow = [\"pypi.org/simple\"]", "write the name alone"),
+            ("[agent_network]\nallow = []", "lists no domain"),
+            ("[agent_network]\nallow = [\"a.org\"]\nmethods = \"all\"", "methods"),
+            ("agent_network = \"open\"", "`open` is not a network policy"),
+        ] {
+            let error = parse_environment(text, &none).unwrap_err();
+            assert!(format!("{error:#}").contains(needle), "{text}: {error:#}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use errand_protocol::{Event, EventKind, FileChange, FileChangeKind, PlanStatus};
+use errand_protocol::{EgressDecision, Event, EventKind, FileChange, FileChangeKind, PlanStatus};
 
 /// Lines of each command's output shown live.
 const SHOWN_LINES: u64 = 20;
@@ -171,6 +171,42 @@ impl HumanRenderer {
                     tokens_after.div_ceil(1000)
                 )
             }
+            EventKind::EgressConnection {
+                host,
+                port,
+                method,
+                decision,
+                status,
+                reason,
+                bytes_sent,
+                bytes_received,
+                ..
+            } => {
+                let target =
+                    if host.is_empty() { "?".to_string() } else { format!("{host}:{port}") };
+                let method = sanitize(method);
+                match decision {
+                    EgressDecision::Allowed => writeln!(
+                        out,
+                        "  ⇄ {} {method} allowed · {}",
+                        sanitize(&target),
+                        bytes(bytes_sent + bytes_received)
+                    ),
+                    EgressDecision::Denied | EgressDecision::Failed => {
+                        let word =
+                            if *decision == EgressDecision::Denied { "denied" } else { "failed" };
+                        let status = status.map(|s| format!(" {s}")).unwrap_or_default();
+                        let reason = reason.as_deref().unwrap_or_default();
+                        let reason = reason.strip_prefix("errand egress: ").unwrap_or(reason);
+                        writeln!(
+                            out,
+                            "  ⇄ {} {method} {word}{status}: {}",
+                            sanitize(&target),
+                            sanitize(reason)
+                        )
+                    }
+                }
+            }
             EventKind::DiffReady { files } => {
                 let (plus, minus) =
                     files.iter().fold((0, 0), |(p, m), f| (p + f.insertions, m + f.deletions));
@@ -203,6 +239,17 @@ fn change_line(change: &FileChange) -> String {
     }
 }
 
+/// A byte count as people read it: `812 B`, `12 kB`, `3.4 MB` (powers of 1000).
+fn bytes(count: u64) -> String {
+    match count {
+        0..1_000 => format!("{count} B"),
+        1_000..10_000 => format!("{:.1} kB", count as f64 / 1e3),
+        10_000..1_000_000 => format!("{} kB", count / 1_000),
+        1_000_000..1_000_000_000 => format!("{:.1} MB", count as f64 / 1e6),
+        _ => format!("{:.1} GB", count as f64 / 1e9),
+    }
+}
+
 /// Terminal control sequences from command output must not reach the user's terminal.
 fn sanitize(line: &str) -> String {
     line.chars().map(|c| if c.is_control() && c != '\t' { '�' } else { c }).collect()
@@ -211,6 +258,47 @@ fn sanitize(line: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rendered(kind: EventKind) -> String {
+        let mut out = Vec::new();
+        HumanRenderer::default().render(&Event { seq: 9, at_ms: 0, kind }, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn egress_connections_render_one_line_each() {
+        let connection = |decision, status, reason: Option<&str>| EventKind::EgressConnection {
+            host: "pypi.org".into(),
+            port: 443,
+            method: "CONNECT".into(),
+            decision,
+            address: None,
+            status,
+            reason: reason.map(String::from),
+            bytes_sent: 700,
+            bytes_received: 11_800,
+        };
+        assert_eq!(
+            rendered(connection(EgressDecision::Allowed, None, None)),
+            "  ⇄ pypi.org:443 CONNECT allowed · 12 kB\n"
+        );
+        assert_eq!(
+            rendered(connection(
+                EgressDecision::Denied,
+                Some(403),
+                Some("errand egress: pypi.org is not in this environment's allowed domains\x1b[2J")
+            )),
+            "  ⇄ pypi.org:443 CONNECT denied 403: pypi.org is not in this environment's allowed \
+             domains�[2J\n"
+        );
+        assert_eq!(
+            rendered(connection(EgressDecision::Failed, Some(502), Some("cannot resolve"))),
+            "  ⇄ pypi.org:443 CONNECT failed 502: cannot resolve\n"
+        );
+        assert_eq!(bytes(999), "999 B");
+        assert_eq!(bytes(1_234), "1.2 kB");
+        assert_eq!(bytes(3_400_000), "3.4 MB");
+    }
 
     #[test]
     fn control_sequences_are_neutralised() {

@@ -118,6 +118,28 @@ pub enum EventKind {
         /// Tokens the summary request used (also counted in the attempt's totals and budgets).
         usage: TokenUsage,
     },
+    /// A connection the agent phase made through the environment's egress proxy (design: "Two
+    /// phases, two network policies"), recorded when it ended. `decision` is `allowed` (then
+    /// `address` is where the proxy connected), `denied` (by the environment's policy, or as a
+    /// bad request) or `failed` (allowed, but the origin could not be resolved or reached);
+    /// `status` and `reason` are the proxy's answer when it denied or failed. The bytes are the
+    /// payload each way: the tunnelled bytes, or the request body and the origin's response.
+    EgressConnection {
+        /// As the client named it; empty when the request never got as far as naming one.
+        host: String,
+        port: u16,
+        /// `CONNECT` for tunnels (HTTPS), else the plain HTTP request's method.
+        method: String,
+        decision: EgressDecision,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        address: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        bytes_sent: u64,
+        bytes_received: u64,
+    },
     /// The final diff was computed.
     DiffReady { files: Vec<FileChange> },
     /// The final report, citations checked.
@@ -148,6 +170,15 @@ impl AttemptState {
     pub fn is_terminal(self) -> bool {
         matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled | Self::TimedOut)
     }
+}
+
+/// What the egress proxy did with one connection (see [`EventKind::EgressConnection`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EgressDecision {
+    Allowed,
+    Denied,
+    Failed,
 }
 
 /// How an attempt ended, with the reason a person reads.
@@ -292,6 +323,46 @@ mod tests {
         assert!((cost - (0.6 * 2.0 + 0.4 * 0.5 + 0.5 * 8.0)).abs() < 1e-9, "{cost}");
         let no_cache_rate = Prices { cached_input: None, ..prices };
         assert!((no_cache_rate.cost_usd(&usage) - (2.0 + 4.0)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn egress_connections_are_flat_and_omit_what_does_not_apply() {
+        let denied = EventKind::EgressConnection {
+            host: "evil.example".into(),
+            port: 443,
+            method: "CONNECT".into(),
+            decision: EgressDecision::Denied,
+            address: None,
+            status: Some(403),
+            reason: Some("not allowed".into()),
+            bytes_sent: 0,
+            bytes_received: 0,
+        };
+        let json = serde_json::to_value(&denied).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "type": "egress_connection", "host": "evil.example", "port": 443,
+                "method": "CONNECT", "decision": "denied", "status": 403,
+                "reason": "not allowed", "bytes_sent": 0, "bytes_received": 0
+            })
+        );
+        assert_eq!(serde_json::from_value::<EventKind>(json).unwrap(), denied);
+        let allowed = EventKind::EgressConnection {
+            host: "pypi.org".into(),
+            port: 443,
+            method: "CONNECT".into(),
+            decision: EgressDecision::Allowed,
+            address: Some("151.101.0.223:443".into()),
+            status: None,
+            reason: None,
+            bytes_sent: 310,
+            bytes_received: 12_000,
+        };
+        let json = serde_json::to_value(&allowed).unwrap();
+        assert_eq!(json["decision"], "allowed");
+        assert!(json.get("status").is_none() && json.get("reason").is_none(), "{json}");
+        assert_eq!(serde_json::from_value::<EventKind>(json).unwrap(), allowed);
     }
 
     #[test]

@@ -12,8 +12,8 @@ mod report;
 
 pub use citation::{Citation, CitationProblem, CitationTarget, parse_citations};
 pub use event::{
-    AttemptOutcome, AttemptState, Event, EventKind, FileChange, FileChangeKind, PlanItem,
-    PlanStatus, Prices, TokenUsage,
+    AttemptOutcome, AttemptState, EgressDecision, Event, EventKind, FileChange, FileChangeKind,
+    PlanItem, PlanStatus, Prices, TokenUsage,
 };
 pub use ids::{AttemptId, IdParseError, TaskId};
 pub use report::{CheckResult, Report};

@@ -14,6 +14,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::egress::{EgressPolicy, Methods, PolicyError};
+
 /// Shortest secret value accepted: a shorter one would be redacted out of ordinary words.
 pub const MIN_SECRET_LEN: usize = 4;
 /// Names of variables the sandbox sets itself; an environment may not replace them.
@@ -30,15 +32,85 @@ pub enum EnvironmentMode {
     Ask,
 }
 
-/// The agent phase's network. Data only here: the egress proxy enforces `Allow`.
+/// The agent phase's network beyond none: the domains it may reach through Errand's egress
+/// proxy (see `egress/`). In an environment file:
+///
+/// ```toml
+/// [agent_network]
+/// allow = ["pypi.org", "*.pythonhosted.org"]   # see egress/policy.rs for the entry forms
+/// read_only = false       # true: GET/HEAD/OPTIONS over plain http only (no CONNECT, so no https)
+/// allow_private = false   # true: also private, loopback and link-local addresses
+/// ```
+///
+/// Absent (or `agent_network = "none"`): no network at all, a private namespace with only
+/// loopback, and no proxy.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AgentNetwork {
-    /// No network at all (a private network namespace with only loopback).
-    #[default]
-    None,
-    /// These domains only, through Errand's egress proxy.
-    Allow(Vec<String>),
+#[serde(deny_unknown_fields)]
+pub struct AgentNetwork {
+    pub allow: Vec<String>,
+    #[serde(default)]
+    pub read_only: bool,
+    #[serde(default)]
+    pub allow_private: bool,
+}
+
+impl AgentNetwork {
+    /// The proxy's policy; the error names the first bad entry.
+    pub fn policy(&self) -> Result<EgressPolicy, PolicyError> {
+        let methods = if self.read_only { Methods::ReadOnly } else { Methods::AllMethods };
+        Ok(EgressPolicy::parse(&self.allow)?
+            .with_methods(methods)
+            .with_allow_private(self.allow_private))
+    }
+}
+
+/// `agent_network`: absent, `"none"`, or an [`AgentNetwork`] table (whose own errors, such as an
+/// unknown key, pass through unchanged).
+mod agent_network_text {
+    use std::fmt;
+
+    use serde::de::{self, Deserializer, MapAccess, Visitor};
+    use serde::{Deserialize, Serializer};
+
+    use super::AgentNetwork;
+
+    pub fn serialize<S: Serializer>(
+        value: &Option<AgentNetwork>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            None => serializer.serialize_str("none"),
+            Some(network) => serde::Serialize::serialize(network, serializer),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<AgentNetwork>, D::Error> {
+        struct Text;
+        impl<'de> Visitor<'de> for Text {
+            type Value = Option<AgentNetwork>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("\"none\" or a table { allow = [\"example.com\", ...] }")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+                match text {
+                    "none" => Ok(None),
+                    _ => Err(E::custom(format!(
+                        "`{text}` is not a network policy: write \"none\", or a table \
+                         {{ allow = [\"example.com\", ...] }}"
+                    ))),
+                }
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<Self::Value, M::Error> {
+                AgentNetwork::deserialize(de::value::MapAccessDeserializer::new(map)).map(Some)
+            }
+        }
+        deserializer.deserialize_any(Text)
+    }
 }
 
 /// A repository's environment, as configured by its user (e.g. an `errand exec --env` file).
@@ -69,9 +141,10 @@ pub struct EnvironmentSpec {
     /// Wall clock for the setup script, and again for the maintenance script.
     #[serde(default = "default_setup_timeout", with = "duration_text")]
     pub setup_timeout: Duration,
-    /// The agent phase's network (wired by the egress proxy; not part of the snapshot).
-    #[serde(default)]
-    pub agent_network: AgentNetwork,
+    /// The agent phase's network: `None` for none, else the domains its egress proxy allows.
+    /// Not part of the snapshot (setup always has the host's network).
+    #[serde(default, with = "agent_network_text")]
+    pub agent_network: Option<AgentNetwork>,
 }
 
 fn default_image() -> String {
@@ -95,7 +168,7 @@ impl Default for EnvironmentSpec {
             secrets: BTreeMap::new(),
             snapshot_ttl: default_ttl(),
             setup_timeout: default_setup_timeout(),
-            agent_network: AgentNetwork::None,
+            agent_network: None,
         }
     }
 }
@@ -180,7 +253,25 @@ impl EnvironmentSpec {
         {
             return bad("mode", "ask mode runs no setup; remove the scripts or the mode".into());
         }
+        self.egress_policy()?;
         Ok(())
+    }
+
+    /// The agent phase's egress policy: `None` without `agent_network` (no network at all).
+    pub fn egress_policy(&self) -> Result<Option<EgressPolicy>, InvalidEnvironment> {
+        let Some(network) = &self.agent_network else { return Ok(None) };
+        if network.allow.is_empty() {
+            return Err(InvalidEnvironment {
+                field: "agent_network.allow".into(),
+                problem: "lists no domain; list the domains the agent may reach (e.g. \
+                          [\"pypi.org\"]), or remove agent_network for no network at all"
+                    .into(),
+            });
+        }
+        network.policy().map(Some).map_err(|error| InvalidEnvironment {
+            field: "agent_network.allow".into(),
+            problem: error.to_string(),
+        })
     }
 
     /// Whether attempts need a snapshot (a setup or maintenance script to run).
@@ -310,7 +401,13 @@ mod tests {
         }
         let same = [
             EnvironmentSpec { snapshot_ttl: Duration::from_secs(60), ..spec() },
-            EnvironmentSpec { agent_network: AgentNetwork::Allow(vec!["x.org".into()]), ..spec() },
+            EnvironmentSpec {
+                agent_network: Some(AgentNetwork {
+                    allow: vec!["x.org".into()],
+                    ..AgentNetwork::default()
+                }),
+                ..spec()
+            },
             EnvironmentSpec { setup_timeout: Duration::from_secs(5), ..spec() },
         ];
         for other in same {
@@ -359,8 +456,57 @@ mod tests {
             r#"{"setup_script":"true","snapshot_ttl":"1h","agent_network":{"allow":["a.b"]}}"#;
         let spec: EnvironmentSpec = serde_json::from_str(json).unwrap();
         assert_eq!(spec.snapshot_ttl, Duration::from_secs(3600));
-        assert_eq!(spec.agent_network, AgentNetwork::Allow(vec!["a.b".into()]));
+        assert_eq!(
+            spec.agent_network,
+            Some(AgentNetwork { allow: vec!["a.b".into()], ..AgentNetwork::default() })
+        );
         let seconds: EnvironmentSpec = serde_json::from_str(r#"{"snapshot_ttl":60}"#).unwrap();
         assert_eq!(seconds.snapshot_ttl, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn agent_network_is_none_or_a_table_checked_by_the_egress_policy() {
+        let parse = |json: &str| serde_json::from_str::<EnvironmentSpec>(json);
+        assert_eq!(parse("{}").unwrap().agent_network, None);
+        assert_eq!(parse(r#"{"agent_network":"none"}"#).unwrap().agent_network, None);
+        let spec = parse(
+            r#"{"agent_network":{"allow":["pypi.org","*.pythonhosted.org"],"read_only":true,
+                "allow_private":true}}"#,
+        )
+        .unwrap();
+        let policy = spec.egress_policy().unwrap().unwrap();
+        assert_eq!(policy.allow.len(), 2);
+        assert_eq!(policy.methods, Methods::ReadOnly);
+        assert!(policy.allow_private);
+        let defaults = parse(r#"{"agent_network":{"allow":["pypi.org"]}}"#).unwrap();
+        let policy = defaults.egress_policy().unwrap().unwrap();
+        assert_eq!((policy.methods, policy.allow_private), (Methods::AllMethods, false));
+        // It round-trips, "none" included.
+        for spec in [spec, defaults, EnvironmentSpec::default()] {
+            let json = serde_json::to_string(&spec).unwrap();
+            assert_eq!(parse(&json).unwrap(), spec, "{json}");
+        }
+
+        for (json, needle) in [
+            (r#"{"agent_network":"all"}"#, "`all` is not a network policy"),
+            (r#"{"agent_network":{"allow":["a.b"],"readonly":true}}"#, "readonly"),
+            (r#"{"agent_network":{"read_only":true}}"#, "allow"),
+        ] {
+            let error = parse(json).unwrap_err().to_string();
+            assert!(error.contains(needle), "{json}: {error}");
+        }
+        for (allow, needle) in [
+            (vec![], "lists no domain"),
+            (vec!["pypi.org".to_string(), "https://x.org".into()], "`https://x.org`"),
+            (vec!["*".to_string()], "every domain"),
+        ] {
+            let spec = EnvironmentSpec {
+                agent_network: Some(AgentNetwork { allow, ..AgentNetwork::default() }),
+                ..EnvironmentSpec::default()
+            };
+            let error = spec.validate().unwrap_err();
+            assert_eq!(error.field, "agent_network.allow");
+            assert!(error.to_string().contains(needle), "{error}");
+        }
     }
 }

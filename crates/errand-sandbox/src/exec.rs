@@ -24,6 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
 
 use crate::cgroup::AttemptCgroup;
+use crate::egress::SandboxEgress;
 use crate::layer::{HomeLayer, Layers};
 use crate::limits::Rlimits;
 use crate::{ExecOutcome, ExecRequest, SandboxError};
@@ -64,6 +65,9 @@ pub(crate) struct Launch<'a> {
     pub phase: &'a Phase,
     /// Variables every command gets (an environment's plain `env`), before the request's own.
     pub env: &'a [(String, String)],
+    /// With an egress proxy, for the agent's own commands (never the sandbox's helper calls):
+    /// the socket's bind, the proxy variables and the bridge in front of the command.
+    pub egress: Option<&'a SandboxEgress>,
 }
 
 /// The network and secrets of a sandbox's commands (design: "Two phases, two network policies").
@@ -306,13 +310,20 @@ fn bwrap_args(
         args.push(stage.join(source).into());
         args.push(dest.into());
     }
+    if let Some(egress) = launch.egress {
+        args.extend(egress.bwrap_args.iter().cloned());
+    }
     fn owned(list: &[(String, String)]) -> impl Iterator<Item = (&str, &str)> {
         list.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
+    // The proxy's variables after the environment's (which cannot redirect them) and before the
+    // request's (an agent overriding them only loses its own way out).
+    let egress_env = launch.egress.map(|egress| egress.env.as_slice()).unwrap_or_default();
     let all = DEFAULT_ENV
         .iter()
         .copied()
         .chain(owned(launch.env))
+        .chain(owned(egress_env))
         .chain(owned(&request.env))
         .chain(owned(secrets.map(Vec::as_slice).unwrap_or_default()));
     let mut process_env = Vec::new();
@@ -330,7 +341,11 @@ fn bwrap_args(
     }
     args.extend(["--chdir".into(), WORKSPACE.into(), "--".into()]);
     args.extend(["/bin/sh", "-c", WRAPPER, "errand", workdir].map(OsString::from));
-    args.extend(request.command.iter().map(OsString::from));
+    match launch.egress {
+        // The wrapper's `exec "$@"` becomes the bridge, which then becomes the command.
+        Some(egress) => args.extend(egress.wrap(&request.command).into_iter().map(OsString::from)),
+        None => args.extend(request.command.iter().map(OsString::from)),
+    }
     Ok((args, process_env))
 }
 
@@ -588,6 +603,15 @@ mod tests {
     }
 
     fn with_launch<T>(phase: Phase, snapshot: bool, test: impl FnOnce(&Launch) -> T) -> T {
+        with_egress(phase, snapshot, None, test)
+    }
+
+    fn with_egress<T>(
+        phase: Phase,
+        snapshot: bool,
+        egress: Option<&SandboxEgress>,
+        test: impl FnOnce(&Launch) -> T,
+    ) -> T {
         let layout = crate::layer::AttemptLayout::new(Path::new("/d"), "a").unwrap();
         let layers = if snapshot {
             Layers::over(&layout, Path::new("/c"), &[PathBuf::from("/s")])
@@ -607,6 +631,7 @@ mod tests {
             seccomp: &[],
             phase: &phase,
             env: &[("PLAIN".into(), "yes".into())],
+            egress,
         };
         test(&launch)
     }
@@ -681,6 +706,55 @@ mod tests {
         assert!(process_env.contains(&("TOKEN".into(), "s3cr3t".into())));
         assert!(process_env.contains(&("PLAIN".into(), "yes".into())));
         assert!(process_env.contains(&("HOME".into(), "/home/agent".into())));
+    }
+
+    #[test]
+    fn with_egress_the_socket_is_bound_the_proxy_set_and_the_command_behind_the_bridge() {
+        let egress = crate::egress::sandbox_egress(&Path::new(STAGE).join("egress.sock"), HELPER);
+        let mut agent_request = request(&["curl", "https://pypi.org"]);
+        agent_request.env.push(("HTTPS_PROXY".into(), "http://agent.choice".into()));
+        let (args, _) = with_egress(Phase::Agent, false, Some(&egress), |launch| {
+            bwrap_args(launch, &agent_request, "/workspace").unwrap()
+        });
+        let text = text(&args);
+        assert!(text.iter().any(|a| a == "--unshare-all"), "still no network of its own");
+        let bind = ["--bind", "/run/errand-sandbox/egress.sock", "/run/errand-egress.sock"];
+        let bound = text.windows(3).position(|w| w == bind).expect("the socket is bound");
+        let separator = text.iter().position(|a| a == "--").unwrap();
+        assert!(bound < separator);
+        let proxy = ["--setenv", "HTTP_PROXY", "http://127.0.0.1:3128"];
+        assert!(text.windows(3).any(|w| w == proxy), "{text:?}");
+        let setenv = |key: &str, value: &str| {
+            text.windows(3).position(|w| w == ["--setenv", key, value]).unwrap()
+        };
+        assert!(
+            setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
+                < setenv("HTTPS_PROXY", "http://agent.choice"),
+            "the request's own variables come last"
+        );
+        let tail = &text[separator + 1..];
+        assert_eq!(
+            tail[5..],
+            [
+                HELPER,
+                "sandbox-bridge",
+                "--listen",
+                "127.0.0.1:3128",
+                "--socket",
+                "/run/errand-egress.sock",
+                "--",
+                "curl",
+                "https://pypi.org"
+            ]
+        );
+
+        // Without egress (a plain attempt, or a helper call of an attempt with egress).
+        let (args, _) = with_launch(Phase::Agent, false, |launch| {
+            bwrap_args(launch, &request(&["curl"]), "/workspace").unwrap()
+        });
+        let text = self::text(&args);
+        assert!(!text.iter().any(|a| a.contains("egress") || a.contains("PROXY")), "{text:?}");
+        assert_eq!(text.last().unwrap(), "curl");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use errand_git::Repo;
 use tokio::sync::RwLock;
 
 use crate::cgroup::AttemptCgroup;
+use crate::egress::{AttemptEgress, EgressPolicy};
 use crate::exec::{self, HELPER, Launch, Phase, STAGE, WORKSPACE};
 use crate::image::{generated_etc, host_image_args};
 use crate::layer::{AttemptLayout, Layers, read_upper_blocking};
@@ -75,6 +76,9 @@ pub struct LocalSandbox {
     rlimits: Rlimits,
     /// Commands share the layer; a diff needs it to hold still (the write side).
     layer_use: RwLock<()>,
+    /// The agent phase's way out, when the environment allows domains
+    /// ([`LocalSandbox::start_egress`]); `None`: no network at all.
+    egress: Option<AttemptEgress>,
 }
 
 impl LocalSandbox {
@@ -242,7 +246,40 @@ impl LocalSandbox {
             cgroup: enforcement.cgroup,
             rlimits: enforcement.rlimits,
             layer_use: RwLock::new(()),
+            egress: None,
         })
+    }
+
+    /// Opens the domains `policy` allows to the agent's commands: starts the attempt's egress
+    /// proxy on `<attempt dir>/egress.sock`, and from now on every command run through
+    /// [`Sandbox::exec`] gets the socket, the proxy variables (`HTTP_PROXY`, `HTTPS_PROXY`, …)
+    /// and the bridge in front of it (see `egress/mod.rs`). The sandbox's own helper calls
+    /// (`read_file`, `apply_patch`) get none of it, and every command keeps its private
+    /// network namespace. The proxy's records come out of [`Sandbox::drain_events`];
+    /// [`LocalSandbox::destroy`] stops it. Call inside a tokio runtime, before the first
+    /// command; only for the agent phase.
+    pub fn start_egress(&mut self, policy: EgressPolicy) -> Result<(), SandboxError> {
+        if self.phase != Phase::Agent {
+            return Err(SandboxError::Setup(
+                "the egress proxy is for the agent phase; setup has the host's network".into(),
+            ));
+        }
+        if self.egress.is_some() {
+            return Err(SandboxError::Setup("this sandbox's egress proxy already runs".into()));
+        }
+        let egress = AttemptEgress::start(policy, self.layout.root(), Path::new(STAGE), HELPER)?;
+        for fact in &mut self.isolation {
+            if fact.starts_with("network:") {
+                fact.clone_from(&egress.isolation);
+            }
+        }
+        self.egress = Some(egress);
+        Ok(())
+    }
+
+    /// The egress proxy's socket on the host, while it runs.
+    pub fn egress_socket(&self) -> Option<&Path> {
+        self.egress.as_ref().map(AttemptEgress::socket)
     }
 
     /// Removes the attempt's cgroups (killing anything left in them) and its directory (its
@@ -251,6 +288,9 @@ impl LocalSandbox {
         let _quiet = self.layer_use.write().await;
         let root = self.layout.root().to_path_buf();
         let shown = root.display().to_string();
+        if let Some(egress) = self.egress.take() {
+            egress.shutdown().await;
+        }
         let cgroup = self.cgroup.take();
         let owned = std::mem::take(&mut self.owned_dirs);
         // Released when this function returns, after the layers are gone.
@@ -290,7 +330,8 @@ impl LocalSandbox {
         &self.lower
     }
 
-    fn launch(&self) -> Launch<'_> {
+    /// What a command needs; `agent`: one of the agent's (with egress, if any), not a helper's.
+    fn launch(&self, agent: bool) -> Launch<'_> {
         Launch {
             bwrap: &self.bwrap,
             attempt_root: self.layout.root(),
@@ -303,17 +344,23 @@ impl LocalSandbox {
             seccomp: crate::seccomp::compiled(),
             phase: &self.phase,
             env: &self.env,
+            egress: self.egress.as_ref().filter(|_| agent).map(|egress| &egress.additions),
         }
     }
 
     async fn run(
         &self,
         request: ExecRequest,
+        agent: bool,
         output: &mut (dyn FnMut(&[u8]) + Send + '_),
     ) -> Result<ExecOutcome, SandboxError> {
         let workdir = resolve_workdir(&request.workdir)?;
         let _sharing = self.layer_use.read().await;
-        exec::run(&self.launch(), request, &workdir, output).await
+        let outcome = exec::run(&self.launch(agent), request, &workdir, output).await;
+        if let Some(egress) = self.egress.as_ref().filter(|_| agent) {
+            egress.settle().await;
+        }
+        outcome
     }
 
     /// Runs one of our own commands and collects its (combined) output.
@@ -326,7 +373,8 @@ impl LocalSandbox {
         let mut collected = Vec::new();
         let request =
             ExecRequest { command, workdir, timeout: HELPER_TIMEOUT, env: Vec::new(), stdin };
-        let outcome = self.run(request, &mut |chunk| collected.extend_from_slice(chunk)).await?;
+        let outcome =
+            self.run(request, false, &mut |chunk| collected.extend_from_slice(chunk)).await?;
         Ok((outcome, collected))
     }
 }
@@ -445,7 +493,11 @@ impl Sandbox for LocalSandbox {
         request: ExecRequest,
         output: &mut (dyn for<'chunk> FnMut(&'chunk [u8]) + Send),
     ) -> Result<ExecOutcome, SandboxError> {
-        self.run(request, output).await
+        self.run(request, true, output).await
+    }
+
+    fn drain_events(&self) -> Vec<errand_protocol::EventKind> {
+        self.egress.as_ref().map(AttemptEgress::drain).unwrap_or_default()
     }
 
     async fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, SandboxError> {

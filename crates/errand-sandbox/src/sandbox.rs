@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use errand_protocol::FileChange;
+use errand_protocol::{EventKind, FileChange};
 
 use crate::LimitHit;
 
@@ -113,4 +113,13 @@ pub trait Sandbox: Send + Sync {
 
     /// The workspace's changes against the base commit, ignoring `.git/` and git-ignored files.
     async fn diff(&self) -> Result<WorkspaceDiff, SandboxError>;
+
+    /// Events the sandbox itself has to report since the last call, oldest first: today one
+    /// `egress_connection` per connection through the attempt's egress proxy. The sandbox
+    /// cannot write the work log and the agent must not know what they mean, so whoever records
+    /// the attempt's events drains this before recording each one (`errand exec` wraps its
+    /// sink so). A command's own events are ready when its `exec` returns. Never blocks.
+    fn drain_events(&self) -> Vec<EventKind> {
+        Vec::new()
+    }
 }

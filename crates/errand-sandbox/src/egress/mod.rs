@@ -18,42 +18,45 @@
 //!   connection on a channel, for the attempt's events.
 //! - [`bridge`]: `errand sandbox-bridge`, TCP on the sandbox's loopback to the socket.
 //! - `wiring.rs`: [`sandbox_egress`]: the bwrap arguments, environment and command prefix.
+//! - `attempt.rs`: an attempt's proxy, its command additions, its records as events.
 //!
 //! No SOCKS5: every tool Errand cares about (curl, pip, npm, cargo, git over https) speaks
 //! HTTP CONNECT through `HTTPS_PROXY`, and one protocol is one parser less to harden. `git`
 //! over ssh and other raw TCP are therefore not proxied.
 //!
-//! # Wiring it into the local sandbox (not done yet: `exec.rs` is being changed)
+//! # How the local sandbox uses it
 //!
-//! 1. `LocalSandbox::create`, when the environment has an egress policy: start
-//!    `EgressProxy::start(policy, &attempt_root.join("egress.sock"))` (the attempt directory is
-//!    what `exec.rs` mounts at `STAGE`, so bwrap, already running as the sandbox uid, can reach
-//!    the socket even when `data_dir` is below `/root`). Keep the handle in the sandbox; drain
-//!    [`EgressProxy::records`] into the attempt's events; call [`EgressProxy::shutdown`] in
-//!    `destroy` (dropping it also stops it and removes the socket).
-//! 2. `exec.rs`, `bwrap_args`: with `let egress = sandbox_egress(&Path::new(STAGE)
-//!    .join("egress.sock"), HELPER)`,
-//!    - push `egress.bwrap_args` (`--bind STAGE/egress.sock /run/errand-egress.sock`) next to
-//!      the other binds, before `--chdir … --`;
-//!    - add `egress.env` to the `--setenv` pairs, after the defaults and before the request's
-//!      own variables (an agent overriding them only loses its own way out);
-//!    - replace `request.command` by `egress.wrap(&request.command)` where it is appended after
-//!      the `WRAPPER` arguments, so the wrapper's `exec "$@"` runs the bridge, which binds
-//!      127.0.0.1:3128, forks itself into the background and execs the command;
-//!    - helper invocations (`apply-patch`) need none of this.
-//! 3. Nothing else changes: `--unshare-all` stays (the bridge listens on the sandbox's own
-//!    loopback), and bwrap's pid namespace ends the bridge with the command.
+//! 1. An environment's `agent_network` ([`crate::AgentNetwork`]) becomes an [`EgressPolicy`];
+//!    the caller hands it to [`crate::LocalSandbox::start_egress`], which starts the proxy on
+//!    `<attempt dir>/egress.sock` (`attempt.rs`; the attempt directory is what `exec.rs`
+//!    mounts at its stage, so bwrap, already the sandbox's uid, can reach the socket even when
+//!    `data_dir` is below `/root`) and says `network: egress proxy (N allowed domains)` among
+//!    the isolation facts. `destroy` shuts the proxy down and removes the socket.
+//! 2. `exec.rs`, `bwrap_args`, for the agent's commands only (not the sandbox's own helper
+//!    calls such as `apply-patch` or `read_file`): the socket's bind next to the other binds;
+//!    the proxy variables after the environment's and before the request's own (an agent
+//!    overriding them only loses its own way out); and the command behind the bridge, so the
+//!    wrapper's `exec "$@"` runs the bridge, which binds 127.0.0.1:3128, forks itself into the
+//!    background and execs the command. `--unshare-all` stays, and bwrap's pid namespace ends
+//!    the bridge with the command.
+//! 3. Each connection's [`EgressRecord`] becomes an `egress_connection` event, handed out by
+//!    [`crate::Sandbox::drain_events`] (see `attempt.rs` for why a drain and not a sink).
 //!
-//! `crates/errand-cli/tests/egress.rs` runs exactly this shape with real bwrap.
+//! `crates/errand-cli/tests/egress.rs` runs this shape with hand-made bwrap arguments;
+//! `crates/errand-cli/tests/egress_exec.rs` the whole path through `errand exec --env`.
 
 pub mod addr;
+mod attempt;
 pub mod bridge;
 mod http;
 pub mod policy;
 mod proxy;
 mod wiring;
 
+pub(crate) use attempt::AttemptEgress;
 pub use http::{DEFAULT_MAX_HEAD_BYTES, MAX_HEADERS};
 pub use policy::{DomainPattern, EgressPolicy, Host, Methods, PolicyError};
-pub use proxy::{EgressDecision, EgressError, EgressLimits, EgressProxy, EgressRecord};
+pub use proxy::{
+    EgressActivity, EgressDecision, EgressError, EgressLimits, EgressProxy, EgressRecord,
+};
 pub use wiring::{BRIDGE_LISTEN, SOCKET_IN_SANDBOX, SandboxEgress, sandbox_egress};

@@ -14,13 +14,13 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixListener, UnixStream};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use super::addr::{AddressClass, classify};
@@ -109,6 +109,7 @@ pub struct EgressProxy {
     socket_path: PathBuf,
     records: mpsc::Receiver<EgressRecord>,
     dropped: Arc<AtomicU64>,
+    open: Arc<OpenConnections>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -118,6 +119,45 @@ struct Shared {
     limits: EgressLimits,
     records: mpsc::Sender<EgressRecord>,
     dropped: Arc<AtomicU64>,
+    open: Arc<OpenConnections>,
+}
+
+/// Connections accepted whose record is not sent yet, and a wake-up when that number changes.
+#[derive(Default)]
+struct OpenConnections {
+    count: AtomicUsize,
+    changed: Notify,
+}
+
+/// A handle on a proxy's open connections that needs no access to the proxy itself (which its
+/// owner may be holding to read records). See [`EgressProxy::activity`].
+#[derive(Clone)]
+pub struct EgressActivity(Arc<OpenConnections>);
+
+impl EgressActivity {
+    /// Connections accepted and not yet ended with their record sent.
+    pub fn open(&self) -> usize {
+        self.0.count.load(Ordering::SeqCst)
+    }
+
+    /// Waits, at most `within`, until every accepted connection has ended and sent its record.
+    /// Returns whether none is left. After a sandboxed command exits its bridge is gone, so its
+    /// connections end as soon as their origins notice; waiting here lets the caller log them
+    /// with the command that made them instead of some time later.
+    pub async fn settle(&self, within: Duration) -> bool {
+        let wait = async {
+            loop {
+                // Created before the check: `notify_waiters` wakes every `Notified` future
+                // that exists when it is called, polled or not, so no change is missed.
+                let changed = self.0.changed.notified();
+                if self.open() == 0 {
+                    return;
+                }
+                changed.await;
+            }
+        };
+        tokio::time::timeout(within, wait).await.is_ok()
+    }
 }
 
 impl EgressProxy {
@@ -140,14 +180,21 @@ impl EgressProxy {
             .map_err(error)?;
         let (sender, records) = mpsc::channel(limits.record_buffer.max(1));
         let dropped = Arc::new(AtomicU64::new(0));
-        let shared =
-            Arc::new(Shared { policy, limits, records: sender, dropped: Arc::clone(&dropped) });
+        let open = Arc::new(OpenConnections::default());
+        let shared = Arc::new(Shared {
+            policy,
+            limits,
+            records: sender,
+            dropped: Arc::clone(&dropped),
+            open: Arc::clone(&open),
+        });
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(accept_loop(listener, shared, stopped));
         Ok(EgressProxy {
             socket_path: socket_path.to_path_buf(),
             records,
             dropped,
+            open,
             stop: Some(stop),
             task: Some(task),
         })
@@ -165,6 +212,11 @@ impl EgressProxy {
     /// Records dropped because nobody read them fast enough.
     pub fn dropped_records(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Its open connections, to wait for them to end (see [`EgressActivity::settle`]).
+    pub fn activity(&self) -> EgressActivity {
+        EgressActivity(Arc::clone(&self.open))
     }
 
     /// Stops accepting, ends open connections, removes the socket.
@@ -204,8 +256,11 @@ async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let shared = Arc::clone(&shared);
+                    shared.open.count.fetch_add(1, Ordering::SeqCst);
                     connections.spawn(async move {
                         serve(stream, &shared).await;
+                        shared.open.count.fetch_sub(1, Ordering::SeqCst);
+                        shared.open.changed.notify_waiters();
                         drop(slot);
                     });
                 }
@@ -408,15 +463,16 @@ fn check_policy(
     port: u16,
 ) -> Result<(), Refusal> {
     if policy.allowing(host, port).is_none() {
-        let why = if let Host::Ip(_) = host {
-            format!(
-                "errand egress: {host} is a literal IP address, and not in this environment's \
-                 allowed domains (connect by name, or allow the address explicitly)"
-            )
-        } else if policy.names_host(host) {
+        // The port first: an address allowed on another port is refused for its port.
+        let why = if policy.names_host(host) {
             format!(
                 "errand egress: port {port} of {host} is not allowed (entries without a port \
                  allow 80 and 443; write `{host}:{port}` to allow this one)"
+            )
+        } else if let Host::Ip(_) = host {
+            format!(
+                "errand egress: {host} is a literal IP address, and not in this environment's \
+                 allowed domains (connect by name, or allow the address explicitly)"
             )
         } else {
             format!("errand egress: {host} is not in this environment's allowed domains")
