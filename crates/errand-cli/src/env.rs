@@ -20,14 +20,18 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use errand_protocol::{Event, EventKind};
-use errand_sandbox::{EnvironmentSpec, MIN_SECRET_LEN, Redactor};
+use errand_sandbox::{EnvironmentSpec, Redactor};
 use errand_store::{
     ConflictKind, Environment, EnvironmentId, NewEnvironmentLog, Store, StoreError, User, UserId,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::config::Config;
+
+mod document;
+
+use document::{read_file, redacted, resolve, stored_object};
 
 /// What `show`, `list` and `--json` print instead of a secret's value.
 const SECRET_SHOWN_AS: &str = "[secret]";
@@ -201,7 +205,11 @@ struct LocalUser {
 
 impl LocalUser {
     async fn open(config: &Config) -> anyhow::Result<LocalUser> {
-        let store = errand_store::open(&config.store_url())
+        let url = config.store_url();
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            create_private(Path::new(path))?;
+        }
+        let store = errand_store::open(&url)
             .await
             .context("cannot open the store (store.url in errand.toml, ERRAND_DATABASE_URL)")?;
         let name = std::env::var("USER").ok().filter(|n| !n.trim().is_empty());
@@ -219,6 +227,26 @@ impl LocalUser {
             Err(e) => return Err(e.into()),
         };
         Ok(LocalUser { store, user })
+    }
+}
+
+/// Creates the SQLite file readable by its owner only, before SQLite would create it with the
+/// umask's mode: it holds secret values (docs/security.md). SQLite gives the `-wal` and `-shm`
+/// files it creates the database file's mode.
+fn create_private(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.exists() {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the store's directory {}", dir.display()))?;
+    }
+    let created = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
+    match created {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot create the store {}", path.display())),
     }
 }
 
@@ -246,130 +274,6 @@ fn is_name(name: &str) -> bool {
     name.len() <= 64
         && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
-/// Where a secret's value comes from, as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-enum SecretSource {
-    /// Written in the environment file, so stored in the database.
-    Value(String),
-    /// Read from the environment of the process that uses the environment.
-    Env { env: String },
-}
-
-fn read_file(path: &Path) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the environment file {}", path.display()))?;
-    document_from_toml(&text).with_context(|| format!("in the environment file {}", path.display()))
-}
-
-/// The stored JSON of an environment file: checked exactly like `errand exec --env FILE` checks
-/// it, except that `{ env = "VARIABLE" }` secrets stay references (their values are only known
-/// where the environment is used).
-fn document_from_toml(text: &str) -> anyhow::Result<String> {
-    let mut table: toml::Table = toml::from_str(text)?;
-    let mut sources = BTreeMap::new();
-    if let Some(secrets) = table.get_mut("secrets") {
-        let Some(secrets) = secrets.as_table_mut() else {
-            bail!("secrets: write a table of NAME = \"value\" or NAME = {{ env = \"VARIABLE\" }}");
-        };
-        for (name, value) in secrets.iter_mut() {
-            let source = match value {
-                toml::Value::String(text) => SecretSource::Value(text.clone()),
-                toml::Value::Table(reference) => {
-                    match (reference.get("env").and_then(toml::Value::as_str), reference.len()) {
-                        (Some(variable), 1) if !variable.is_empty() => {
-                            SecretSource::Env { env: variable.to_string() }
-                        }
-                        _ => bail!(
-                            "secrets.{name}: write a value, or {{ env = \"VARIABLE\" }} to read it from the environment"
-                        ),
-                    }
-                }
-                _ => bail!("secrets.{name}: write a value in quotes, or {{ env = \"VARIABLE\" }}"),
-            };
-            // Validation sees a stand-in for a reference, long enough to pass: the real value is
-            // checked where the environment is used.
-            if let SecretSource::Env { .. } = source {
-                *value = toml::Value::String("x".repeat(MIN_SECRET_LEN));
-            }
-            sources.insert(name.clone(), source);
-        }
-    }
-    let spec: EnvironmentSpec = table.try_into()?;
-    spec.validate()?;
-    let mut document = match serde_json::to_value(&spec)? {
-        Value::Object(document) => document,
-        _ => bail!("an environment serialises to a JSON object"),
-    };
-    document.retain(|_, value| !value.is_null());
-    document.insert("secrets".into(), serde_json::to_value(&sources)?);
-    Ok(Value::Object(document).to_string())
-}
-
-fn stored_object(config_json: &str) -> anyhow::Result<Map<String, Value>> {
-    match serde_json::from_str(config_json) {
-        Ok(Value::Object(document)) => Ok(document),
-        Ok(_) => bail!("the stored configuration is not a JSON object"),
-        Err(e) => bail!("the stored configuration is not JSON: {e}"),
-    }
-}
-
-/// The environment a stored configuration describes, references resolved through `host_env`.
-fn resolve(
-    name: &str,
-    config_json: &str,
-    host_env: &dyn Fn(&str) -> Option<String>,
-) -> anyhow::Result<EnvironmentSpec> {
-    let mut document = stored_object(config_json)?;
-    let sources: BTreeMap<String, SecretSource> = match document.remove("secrets") {
-        Some(secrets) => serde_json::from_value(secrets).context("the stored secrets")?,
-        None => BTreeMap::new(),
-    };
-    let mut secrets = Map::new();
-    for (secret, source) in sources {
-        let value = match source {
-            SecretSource::Value(value) => value,
-            SecretSource::Env { env } => host_env(&env).filter(|v| !v.is_empty()).with_context(
-                || {
-                    format!(
-                        "environment `{name}`: secrets.{secret} is read from the variable {env}, which is not set here"
-                    )
-                },
-            )?,
-        };
-        secrets.insert(secret, Value::String(value));
-    }
-    document.insert("secrets".into(), Value::Object(secrets));
-    let spec: EnvironmentSpec = serde_json::from_value(Value::Object(document))
-        .with_context(|| format!("environment `{name}` as stored"))?;
-    spec.validate().with_context(|| format!("environment `{name}`"))?;
-    Ok(spec)
-}
-
-/// The stored configuration with every secret value replaced by [`SECRET_SHOWN_AS`];
-/// references (`{ "env": "VARIABLE" }`) are kept, they hold no secret.
-fn redacted(config_json: &str) -> anyhow::Result<Map<String, Value>> {
-    let mut document = stored_object(config_json)?;
-    if let Some(secrets) = document.get_mut("secrets") {
-        let sources: BTreeMap<String, SecretSource> =
-            serde_json::from_value(secrets.clone()).unwrap_or_default();
-        let mut shown = Map::new();
-        let names: Vec<String> = match &*secrets {
-            Value::Object(map) => map.keys().cloned().collect(),
-            _ => Vec::new(),
-        };
-        for name in names {
-            let value = match sources.get(&name) {
-                Some(SecretSource::Env { env }) => serde_json::json!({ "env": env }),
-                _ => Value::String(SECRET_SHOWN_AS.into()),
-            };
-            shown.insert(name, value);
-        }
-        *secrets = Value::Object(shown);
-    }
-    Ok(document)
 }
 
 /// One line of `errand env list`.
@@ -521,52 +425,6 @@ fn utc_minutes(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const FILE: &str = r#"
-setup_script = "npm ci"
-[env]
-NODE_ENV = "test"
-[secrets]
-INLINE = "inline-secret-value"
-FROM_HOST = { env = "HOST_TOKEN" }
-"#;
-
-    #[test]
-    fn references_stay_references_and_resolve_at_use() {
-        let json = document_from_toml(FILE).unwrap();
-        assert!(json.contains(r#""FROM_HOST":{"env":"HOST_TOKEN"}"#), "{json}");
-        let host = |var: &str| (var == "HOST_TOKEN").then(|| "host-value".to_string());
-        let spec = resolve("web", &json, &host).unwrap();
-        assert_eq!(spec.secrets["FROM_HOST"], "host-value");
-        assert_eq!(spec.secrets["INLINE"], "inline-secret-value");
-        assert_eq!(spec.setup_script.as_deref(), Some("npm ci"));
-        let err = resolve("web", &json, &|_| None).unwrap_err();
-        assert!(format!("{err:#}").contains("HOST_TOKEN, which is not set"), "{err:#}");
-    }
-
-    #[test]
-    fn shown_configurations_hold_no_secret_value() {
-        let shown = Value::Object(redacted(&document_from_toml(FILE).unwrap()).unwrap());
-        let text = shown.to_string();
-        assert!(!text.contains("inline-secret-value"), "{text}");
-        assert_eq!(shown["secrets"]["INLINE"], SECRET_SHOWN_AS);
-        assert_eq!(shown["secrets"]["FROM_HOST"]["env"], "HOST_TOKEN");
-        assert_eq!(shown["env"]["NODE_ENV"], "test");
-    }
-
-    #[test]
-    fn bad_files_name_the_key() {
-        for (text, key) in [
-            ("setup_scrpit = \"x\"", "setup_scrpit"),
-            ("[secrets]\nT = { file = \"x\" }", "secrets.T"),
-            ("[secrets]\nT = 5", "secrets.T"),
-            ("[secrets]\nT = \"ab\"", "secrets.T"),
-            ("[env]\nHOME = \"/\"", "env.HOME"),
-        ] {
-            let err = format!("{:#}", document_from_toml(text).unwrap_err());
-            assert!(err.contains(key), "{text:?}: {err}");
-        }
-    }
 
     #[test]
     fn setup_runs_become_logs() {

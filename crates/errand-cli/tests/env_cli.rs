@@ -165,6 +165,12 @@ async fn environments_round_trip_without_showing_a_secret() {
     // is stored as the reference, never its value.
     let stored = database_bytes(root);
     assert!(contains(&stored, INLINE_SECRET), "the inline value is what setup needs");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // The -wal file is gone once the last connection closed (SQLite checkpoints it).
+        let mode = std::fs::metadata(database(root)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "errand.db holds secrets but is mode {mode:o}");
+    }
     assert!(!contains(&stored, HOST_SECRET), "a referenced secret's value was stored");
 
     let changed = write(root, "web2.toml", "setup_script = \"uv sync\"\n");
