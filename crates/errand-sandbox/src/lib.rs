@@ -16,6 +16,9 @@
 //!   `snapshot.rs` the snapshot cache, leases and GC; `redact.rs` secrets out of output.
 //! - `limits.rs`: [`Limits`] and the rlimit fallback; `cgroup.rs` an attempt's cgroups;
 //!   `seccomp.rs` the system call filter every command runs under.
+//! - [`egress`]: the egress proxy, the agent phase's only way out when an environment allows
+//!   domains ([`AgentNetwork`], [`LocalSandbox::start_egress`]); its connections come out of
+//!   [`Sandbox::drain_events`] as `egress_connection` events.
 //! - [`bench`]: start-up timings.
 
 pub mod bench;
