@@ -139,16 +139,21 @@ pub async fn run(args: ExecArgs, config: Config) -> anyhow::Result<i32> {
             LocalSandbox::create_on_snapshot(&sandbox_config, snapshot, &attempt_name, &limits)
                 .await
         }
-        None => {
-            LocalSandbox::create_limited(
-                &sandbox_config,
-                repo.root(),
-                &commit,
-                &attempt_name,
-                &limits,
-            )
-            .await
-        }
+        None => LocalSandbox::create_limited(
+            &sandbox_config,
+            repo.root(),
+            &commit,
+            &attempt_name,
+            &limits,
+        )
+        .await
+        .map(|mut sandbox| {
+            // An environment without scripts has no snapshot, but its variables still apply.
+            if let Some(spec) = &environment {
+                sandbox.set_environment_variables(spec.env.clone());
+            }
+            sandbox
+        }),
     };
     let egress = environment.as_ref().map(EnvironmentSpec::egress_policy).transpose()?.flatten();
     let created = match (created, egress) {

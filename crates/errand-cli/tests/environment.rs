@@ -172,3 +172,35 @@ async fn a_failing_setup_stops_exec_with_its_status_and_tail() {
     assert!(left.is_empty(), "{left:?}");
     let _ = git(&repo, &["status"]);
 }
+
+/// An environment with variables but no scripts has no snapshot to carry them: they still reach
+/// every command of the agent.
+#[tokio::test]
+async fn an_environment_without_scripts_still_gives_its_variables() {
+    if !sandbox_available() {
+        return;
+    }
+    let root = scratch();
+    let repo = make_repo(root.path());
+    let env_file = root.path().join("env.toml");
+    std::fs::write(&env_file, "[env]\nGREETING = \"hello-from-env\"\n").unwrap();
+    let script = r#"
+[[turns]]
+[[turns.output]]
+type = "function_call"
+name = "shell"
+arguments = { command = ["sh", "-c", "echo greeting=$GREETING"] }
+
+[[turns]]
+expect.last_tool_output_contains = ["greeting=hello-from-env"]
+[[turns.output]]
+type = "message"
+text = "Checked\n\nThe variable was set."
+"#;
+    let model = ScriptedModel::start(Script::from_toml(script).unwrap()).await.unwrap();
+    let args = ["exec", "--json", "--env", env_file.to_str().unwrap(), "check the variable"];
+    let out = run(root.path(), &repo, &model, &args, "unused-secret").await;
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    model.verify().unwrap();
+    assert!(json_lines(&out).iter().all(|e| e["type"] != "setup_started"), "{}", both(&out));
+}

@@ -277,6 +277,13 @@ impl LocalSandbox {
         Ok(())
     }
 
+    /// Gives every command of the agent phase an environment's plain variables (`[env]`), for a
+    /// sandbox made without a snapshot (an environment with no scripts); one made over a
+    /// snapshot has them already. Call before the first command.
+    pub fn set_environment_variables(&mut self, vars: impl IntoIterator<Item = (String, String)>) {
+        self.env = vars.into_iter().collect();
+    }
+
     /// The egress proxy's socket on the host, while it runs.
     pub fn egress_socket(&self) -> Option<&Path> {
         self.egress.as_ref().map(AttemptEgress::socket)
