@@ -9,17 +9,49 @@ use errand_sandbox::LocalSandboxConfig;
 
 use crate::config::Config;
 
+/// The cases of `errand bench sandbox`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SandboxCase {
+    /// One attempt start at a time, plain and over a cached snapshot.
+    Start,
+    /// `--burst` attempts started at once.
+    Burst,
+    /// The final diff of an attempt that changed 10 files in a `--diff-files` repository.
+    Diff,
+}
+
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchCommand {
     /// Time to start an attempt sandbox (overlay layer + bubblewrap) and run `true`, against
-    /// plain `bwrap … true` as the baseline.
+    /// plain `bwrap … true` as the baseline; many attempts started at once; and an attempt's
+    /// final diff in a large repository against `git diff` over the same checkout.
     Sandbox {
-        /// Number of runs of each.
+        /// Number of runs of each single start.
         #[arg(long, default_value_t = 200)]
         runs: usize,
-        /// Repository to check out (default: a generated one with 1,000 files).
+        /// Repository to check out for the start cases (default: a generated one with 1,000
+        /// files).
         #[arg(long)]
         repo: Option<PathBuf>,
+        /// Which cases to run, comma-separated.
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "start,burst,diff")]
+        cases: Vec<SandboxCase>,
+        /// Attempts started at once in the burst case.
+        #[arg(long, default_value_t = 20)]
+        burst: usize,
+        /// Bursts to run (each interleaved with one of bare bwraps).
+        #[arg(long, default_value_t = 10)]
+        burst_rounds: usize,
+        /// Files in the diff case's generated repository.
+        #[arg(long, default_value_t = 100_000)]
+        diff_files: usize,
+        /// Timed runs of each diff.
+        #[arg(long, default_value_t = 7)]
+        diff_rounds: usize,
+        /// Keeps the diff case's generated repository and checkout between runs (default:
+        /// `errand-bench-cache` in the temporary directory).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
     },
     /// Per-turn overhead of the agent loop (everything but waiting for the model and running
     /// commands), with a zero-latency model and a sandbox that answers at once; JSON-encoding
@@ -36,7 +68,28 @@ pub enum BenchCommand {
 
 pub async fn run(command: BenchCommand, config: Config) -> anyhow::Result<i32> {
     match command {
-        BenchCommand::Sandbox { runs, repo } => sandbox(runs, repo, config).await,
+        BenchCommand::Sandbox {
+            runs,
+            repo,
+            cases,
+            burst,
+            burst_rounds,
+            diff_files,
+            diff_rounds,
+            cache_dir,
+        } => {
+            let options = SandboxBench {
+                runs,
+                repo,
+                cases,
+                burst,
+                burst_rounds,
+                diff_files,
+                diff_rounds,
+                cache_dir,
+            };
+            sandbox(options, config).await
+        }
         BenchCommand::Agent { turns, runs } => agent(turns, runs).await,
     }
 }
@@ -97,54 +150,203 @@ async fn agent(turns: u32, runs: usize) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-async fn sandbox(runs: usize, repo: Option<PathBuf>, config: Config) -> anyhow::Result<i32> {
-    if runs == 0 {
-        bail!("--runs must be at least 1");
+/// The flags of `errand bench sandbox`.
+struct SandboxBench {
+    runs: usize,
+    repo: Option<PathBuf>,
+    cases: Vec<SandboxCase>,
+    burst: usize,
+    burst_rounds: usize,
+    diff_files: usize,
+    diff_rounds: usize,
+    cache_dir: Option<PathBuf>,
+}
+
+async fn sandbox(options: SandboxBench, config: Config) -> anyhow::Result<i32> {
+    if options.runs == 0 || options.burst == 0 || options.burst_rounds == 0 {
+        bail!("--runs, --burst and --burst-rounds must be at least 1");
+    }
+    if options.diff_files < 100 || options.diff_rounds == 0 {
+        bail!("--diff-files must be at least 100 and --diff-rounds at least 1");
     }
     let scratch = tempdir()?;
-    let repo = match repo {
-        Some(repo) => repo,
-        None => {
-            let repo = scratch.join("repo");
-            generated_repo(&repo, 1000).await?;
-            repo
-        }
-    };
-    let repo = errand_git::Repo::discover(&repo).await?;
-    let commit = repo.head_commit().await?;
+    let result = sandbox_cases(&options, &scratch, config).await;
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+async fn sandbox_cases(
+    options: &SandboxBench,
+    scratch: &Path,
+    config: Config,
+) -> anyhow::Result<i32> {
     let sandbox_config = LocalSandboxConfig {
         data_dir: scratch.join("data"),
         helper: std::env::current_exe()?,
         bwrap: PathBuf::from("bwrap"),
         sandbox_uid: config.sandbox.uid,
     };
-    let result =
-        errand_sandbox::bench::sandbox_start(&sandbox_config, repo.root(), &commit, runs).await;
-    let _ = std::fs::remove_dir_all(&scratch);
-    let bench = result?;
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!(
-        "errand bench sandbox: {runs} runs each, {} cores",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-    );
+    let wants = |case| options.cases.contains(&case);
+    let mut code = 0;
+    if wants(SandboxCase::Start) || wants(SandboxCase::Burst) {
+        let repo = match &options.repo {
+            Some(repo) => repo.clone(),
+            None => {
+                let repo = scratch.join("repo");
+                generated_repo(&repo, 1000).await?;
+                repo
+            }
+        };
+        let repo = errand_git::Repo::discover(&repo).await?;
+        let commit = repo.head_commit().await?;
+        if wants(SandboxCase::Start) {
+            let bench = errand_sandbox::bench::sandbox_start(
+                &sandbox_config,
+                repo.root(),
+                &commit,
+                options.runs,
+            )
+            .await?;
+            print_start(options.runs, &bench);
+        }
+        if wants(SandboxCase::Burst) {
+            let bench = errand_sandbox::bench::burst_start(
+                &sandbox_config,
+                repo.root(),
+                &commit,
+                options.burst,
+                options.burst_rounds,
+            )
+            .await?;
+            if !print_burst(&bench) {
+                code = 1;
+            }
+        }
+    }
+    if wants(SandboxCase::Diff) {
+        let cache_dir = options
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("errand-bench-cache"));
+        let diff_options = errand_sandbox::bench::DiffBenchOptions {
+            files: options.diff_files,
+            rounds: options.diff_rounds,
+            cache_dir,
+        };
+        let bench = errand_sandbox::bench::diff_bench(&sandbox_config, &diff_options).await?;
+        print_diff(&diff_options, &bench);
+    }
+    Ok(code)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+fn print_stats_header() {
     println!("{:<44} {:>9} {:>9} {:>9} {:>9}", "", "p50 ms", "p95 ms", "min ms", "max ms");
+}
+
+fn print_stats(name: &str, stats: &errand_sandbox::bench::Stats) {
+    println!(
+        "{name:<44} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+        ms(stats.p50),
+        ms(stats.p95),
+        ms(stats.min),
+        ms(stats.max)
+    );
+}
+
+fn print_start(runs: usize, bench: &errand_sandbox::bench::StartBench) {
+    println!("errand bench sandbox: {runs} runs each, {} cores", cores());
+    print_stats_header();
     for (name, stats) in [
         ("attempt start + `true` (overlay + bwrap)", &bench.attempt_start),
         ("over a cached snapshot (3 overlays)", &bench.snapshot_start),
         ("baseline: plain `bwrap … true`", &bench.bwrap_true),
     ] {
-        println!(
-            "{name:<44} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
-            ms(stats.p50),
-            ms(stats.p95),
-            ms(stats.min),
-            ms(stats.max)
-        );
+        print_stats(name, stats);
     }
     let ratio =
         bench.attempt_start.p50.as_secs_f64() / bench.bwrap_true.p50.as_secs_f64().max(1e-9);
     println!("ratio of p50s (attempt / baseline): {ratio:.2}");
-    Ok(0)
+}
+
+/// Prints the burst case; `false` when some attempt failed.
+fn print_burst(bench: &errand_sandbox::bench::BurstBench) -> bool {
+    let total = bench.attempts * bench.rounds;
+    println!();
+    println!(
+        "{} attempts started at once: {} rounds, each interleaved with {} bare bwraps at once",
+        bench.attempts, bench.rounds, bench.attempts
+    );
+    print_stats_header();
+    print_stats("all done (per round)", &bench.all_done);
+    if let Some(each) = &bench.each_start {
+        print_stats("each attempt: burst start to `true` exited", each);
+    }
+    print_stats("baseline: all bare bwraps done (per round)", &bench.bwrap_all_done);
+    if let Some(each) = &bench.bwrap_each {
+        print_stats("baseline: each bare bwrap", each);
+    }
+    println!(
+        "ratio of all-done p50s (attempts / baseline): {:.2}",
+        bench.all_done.p50.as_secs_f64() / bench.bwrap_all_done.p50.as_secs_f64().max(1e-9)
+    );
+    println!(
+        "succeeded: {} of {total} attempts, {} of {total} bare bwraps",
+        bench.succeeded, bench.bwrap_succeeded
+    );
+    for failure in &bench.failures {
+        println!("  failed: {failure}");
+    }
+    bench.succeeded == total && bench.bwrap_succeeded == total
+}
+
+fn print_diff(
+    options: &errand_sandbox::bench::DiffBenchOptions,
+    bench: &errand_sandbox::bench::DiffBench,
+) {
+    println!();
+    println!(
+        "final diff of an attempt that changed {} files (7 modified, 1 deleted, 2 added) in a \
+         repository of {} files; {} rounds, warm caches",
+        bench.changed_files, bench.tracked_files, options.rounds
+    );
+    match bench.generated_in {
+        Some(took) => println!(
+            "repository generated in {:.1} s (kept in {})",
+            took.as_secs_f64(),
+            options.cache_dir.display()
+        ),
+        None => println!("repository reused from {}", options.cache_dir.display()),
+    }
+    println!(
+        "attempt created in {:.1} s ({})",
+        bench.attempt_created_in.as_secs_f64(),
+        if bench.checkout_was_cached { "checkout cached" } else { "including the checkout" }
+    );
+    print_stats_header();
+    print_stats("attempt's diff (reads the upper layer)", &bench.sandbox_diff);
+    print_stats("baseline: `git diff` in a working copy", &bench.git_diff);
+    print_stats("baseline: `git status --porcelain`", &bench.git_status);
+    println!(
+        "patch: {} bytes (`git diff`: {} bytes, without the 2 untracked files)",
+        bench.patch_bytes, bench.git_diff_bytes
+    );
+    let speedup = |baseline: Duration| {
+        baseline.as_secs_f64() / bench.sandbox_diff.p50.as_secs_f64().max(1e-9)
+    };
+    println!(
+        "speed-up of p50s: {:.2}x over `git diff`, {:.2}x over `git status` (target: 10x over \
+         `git diff`)",
+        speedup(bench.git_diff.p50),
+        speedup(bench.git_status.p50)
+    );
 }
 
 fn tempdir() -> anyhow::Result<PathBuf> {

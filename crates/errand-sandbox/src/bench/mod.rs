@@ -1,4 +1,5 @@
-//! How fast an attempt's sandbox starts (`errand bench sandbox-start`).
+//! How fast the local sandbox is (`errand bench sandbox`): starting attempts, alone and 20 at
+//! once, and taking an attempt's final diff in a large repository.
 //!
 //! `attempt_start`: create an attempt's layer over an already prepared lower checkout, then run
 //! `true` in it (its cgroups, mount namespace, overlay, bwrap with the seccomp filter, exec).
@@ -8,11 +9,20 @@
 //! snapshot (a cache hit, no maintenance script), creating the attempt's three upper layers, and
 //! `true` under the three overlays (workspace, home, /usr/local). The snapshot is built first,
 //! untimed, by a setup script that writes into all three layers.
+//!
+//! `burst.rs`: many attempts started at once ([`burst_start`]); `diff.rs`: the final diff of an
+//! attempt in a large generated repository against `git diff` ([`diff_bench`]).
 
-use std::path::Path;
+mod burst;
+mod diff;
+
+pub use burst::{BurstBench, burst_start};
+pub use diff::{DiffBench, DiffBenchOptions, diff_bench};
+
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::local::check_host;
+use crate::local::{HostFacts, check_host};
 use crate::{
     EnvironmentSpec, ExecRequest, LocalSandbox, LocalSandboxConfig, PrepareError, PrepareOptions,
     Sandbox, SandboxError,
@@ -65,12 +75,7 @@ pub async fn sandbox_start(
 ) -> Result<StartBench, SandboxError> {
     let runs = runs.max(1);
     let prefix = format!("bench-{}-{}", std::process::id(), unique());
-    // The first attempt prepares the lower checkout; its own start is not counted.
-    let warm = LocalSandbox::create(config, repo, commit, &format!("{prefix}-warm")).await?;
-    let lower = warm.lower_dir().to_path_buf();
-    let base = warm.base_commit().to_string();
-    warm.destroy().await?;
-    let host = check_host(config).await?;
+    let (host, lower, base) = prepared_lower(config, repo, commit, &prefix).await?;
 
     let environment = EnvironmentSpec {
         setup_script: Some(
@@ -150,15 +155,31 @@ pub async fn sandbox_start(
             )));
         }
     }
-    let stats = |samples: &[Duration]| {
-        Stats::from_samples(samples)
-            .ok_or_else(|| SandboxError::Exec("no samples were taken".into()))
-    };
     Ok(StartBench {
         attempt_start: stats(&attempt_samples)?,
         bwrap_true: stats(&bwrap_samples)?,
         snapshot_start: stats(&snapshot_samples)?,
     })
+}
+
+/// Prepares the lower checkout of `commit` (through a first attempt whose start is not counted)
+/// and returns what [`LocalSandbox::create_on_lower`] needs to start attempts over it.
+async fn prepared_lower(
+    config: &LocalSandboxConfig,
+    repo: &Path,
+    commit: &str,
+    prefix: &str,
+) -> Result<(HostFacts, PathBuf, String), SandboxError> {
+    let warm = LocalSandbox::create(config, repo, commit, &format!("{prefix}-warm")).await?;
+    let lower = warm.lower_dir().to_path_buf();
+    let base = warm.base_commit().to_string();
+    warm.destroy().await?;
+    Ok((check_host(config).await?, lower, base))
+}
+
+/// Samples as [`Stats`]; an error when there are none.
+fn stats(samples: &[Duration]) -> Result<Stats, SandboxError> {
+    Stats::from_samples(samples).ok_or_else(|| SandboxError::Exec("no samples were taken".into()))
 }
 
 const BARE_BWRAP: &[&str] = &[
