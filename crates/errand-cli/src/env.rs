@@ -30,6 +30,7 @@ use serde_json::{Map, Value};
 use crate::config::Config;
 
 mod document;
+mod shell;
 
 use document::{read_file, redacted, resolve, stored_object};
 
@@ -71,9 +72,16 @@ pub enum EnvCommand {
         #[arg(long)]
         json: bool,
     },
+    /// An interactive shell in a fresh sandbox of the environment at HEAD, as its setup script
+    /// sees it (network, variables, secrets), for debugging setup. Nothing is kept.
+    Shell(shell::ShellArgs),
 }
 
 pub async fn run(command: EnvCommand, config: Config) -> anyhow::Result<i32> {
+    if let EnvCommand::Shell(args) = command {
+        // Opens the store only for a stored environment's name.
+        return shell::run(args, &config).await;
+    }
     // Read and check the file before the store is opened: a bad file creates nothing.
     let document = match &command {
         EnvCommand::Create { file, .. } | EnvCommand::Update { file, .. } => Some(read_file(file)?),
@@ -82,6 +90,7 @@ pub async fn run(command: EnvCommand, config: Config) -> anyhow::Result<i32> {
     let local = LocalUser::open(&config).await?;
     let (store, user) = (&*local.store, local.user.id);
     match command {
+        EnvCommand::Shell(_) => unreachable!("handled before the store opens"),
         EnvCommand::Create { name, .. } => {
             check_name(&name)?;
             let config_json = document.unwrap_or_default();

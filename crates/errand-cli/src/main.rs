@@ -65,6 +65,13 @@ enum Command {
         #[arg(last = true)]
         command: Vec<std::ffi::OsString>,
     },
+    /// Inside a sandbox: make stdin (the sandbox's pty) the controlling terminal of a new
+    /// session, then run the command (see errand_sandbox::terminal; `errand env shell`).
+    #[command(hide = true)]
+    SandboxTerminal {
+        #[arg(last = true)]
+        command: Vec<std::ffi::OsString>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -76,6 +83,11 @@ fn main() -> ExitCode {
     if let Command::SandboxBridge { listen, socket, command } = &cli.command {
         // Runs inside the sandbox before every command: it forks, so before any thread starts.
         let code = errand_sandbox::egress::bridge::main(*listen, socket.clone(), command.clone());
+        return ExitCode::from(code.clamp(0, 255) as u8);
+    }
+    if let Command::SandboxTerminal { command } = &cli.command {
+        // Runs inside the sandbox, then becomes the shell: nothing else to set up.
+        let code = errand_sandbox::terminal::take_terminal_and_exec(command);
         return ExitCode::from(code.clamp(0, 255) as u8);
     }
     tracing_subscriber::fmt()
@@ -108,7 +120,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Env { what } => env::run(what, config).await,
         Command::Bench { what } => bench::run(what, config).await,
         Command::Models { what } => models::run(what, config).await,
-        Command::ApplyPatch { .. } | Command::SandboxBridge { .. } => {
+        Command::ApplyPatch { .. }
+        | Command::SandboxBridge { .. }
+        | Command::SandboxTerminal { .. } => {
             unreachable!("handled before the runtime starts")
         }
     }

@@ -89,9 +89,6 @@ pub(crate) async fn run(
     workdir: &str,
     output: &mut (dyn FnMut(&[u8]) + Send + '_),
 ) -> Result<ExecOutcome, SandboxError> {
-    if request.command.is_empty() {
-        return Err(SandboxError::Exec("the command is empty".into()));
-    }
     let started = Instant::now();
     let io = |context: &str| {
         let context = context.to_string();
@@ -100,59 +97,15 @@ pub(crate) async fn run(
 
     let (out_read, out_write) = std::io::pipe().map_err(io("cannot create the output pipe"))?;
     let err_write = out_write.try_clone().map_err(io("cannot create the output pipe"))?;
-    let (status_read, status_write) =
-        std::io::pipe().map_err(io("cannot create the status pipe"))?;
-    // Numbered 5 or above, so the hook's moves to 3 and 4 cannot overwrite one with the other.
-    let status_write =
-        above_reserved(OwnedFd::from(status_write)).map_err(io("cannot create the status pipe"))?;
-    let seccomp = seccomp_pipe(launch.seccomp).map_err(io("cannot pass the seccomp filter"))?;
-    let cgroup_procs = launch
-        .cgroup
-        .iter()
-        .flat_map(|cgroup| cgroup.procs_files())
-        .map(|file| {
-            std::fs::OpenOptions::new().write(true).open(&file).map_err(|source| SandboxError::Io {
-                context: format!("cannot open {}", file.display()),
-                source,
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
     let counters_before = launch.cgroup.map(|cgroup| cgroup.counters());
-
-    let hook = MountHook::new(
-        launch,
-        status_write.as_raw_fd(),
-        seccomp.as_raw_fd(),
-        cgroup_procs.iter().map(AsRawFd::as_raw_fd).collect(),
-    )?;
-    let mut command = tokio::process::Command::new(launch.bwrap);
-    let (args, process_env) = bwrap_args(launch, &request, workdir)?;
-    command
-        .env_clear()
-        .envs(process_env)
-        .current_dir("/")
-        .args(args)
-        .stdin(if request.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(out_write)
-        .stderr(err_write)
-        .kill_on_drop(true);
-    // SAFETY: the hook only makes raw system calls on data prepared before the fork (see
-    // MountHook::enter), which is what pre_exec requires.
-    unsafe {
-        command.pre_exec(move || hook.enter());
-    }
-    let spawned = command.spawn();
-    // Our copies of the pipes' write ends must go, or we would never see end of file.
-    drop(command);
-    drop(status_write);
-    drop(seccomp);
-    drop(cgroup_procs);
-    let status_read = pipe::Receiver::from_owned_fd(OwnedFd::from(status_read))
-        .map_err(io("cannot read the status pipe"))?;
-    let mut child = match spawned {
-        Ok(child) => child,
-        Err(error) => return Err(setup_failure(&status_read, error, launch)),
+    let stdio = StandardStreams {
+        stdin: if request.stdin.is_some() { Stdio::piped() } else { Stdio::null() },
+        stdout: out_write.into(),
+        stderr: err_write.into(),
     };
+    // `stdio` holds our copies of the output pipe's write end; `start` drops them once bwrap
+    // has its own, or we would never see end of file.
+    let Started { mut child, status: status_read } = start(launch, &request, workdir, stdio)?;
     let mut reader = pipe::Receiver::from_owned_fd(OwnedFd::from(out_read))
         .map_err(io("cannot read the output pipe"))?;
 
@@ -208,18 +161,113 @@ pub(crate) async fn run(
     if !timed_out && read_status_byte(&status_read) == Some(b'w') {
         return Err(SandboxError::NoSuchWorkdir(workdir.to_string()));
     }
+    Ok(outcome(launch, status, counters_before, timed_out, started))
+}
+
+/// How a command that ran from `started` ended, with the limit that bit meanwhile, if any.
+pub(crate) fn outcome(
+    launch: &Launch<'_>,
+    status: std::process::ExitStatus,
+    counters_before: Option<crate::cgroup::Counters>,
+    timed_out: bool,
+    started: Instant,
+) -> ExecOutcome {
     let limit_hit = launch
         .cgroup
         .zip(counters_before)
         .and_then(|(cgroup, before)| cgroup.hit(before, cgroup.counters()));
     use std::os::unix::process::ExitStatusExt;
-    Ok(ExecOutcome {
+    ExecOutcome {
         exit_code: if timed_out { None } else { status.code() },
         signal: status.signal(),
         timed_out,
         duration: started.elapsed(),
         limit_hit,
-    })
+    }
+}
+
+/// Where a command's standard streams go.
+pub(crate) struct StandardStreams {
+    pub stdin: Stdio,
+    pub stdout: Stdio,
+    pub stderr: Stdio,
+}
+
+/// A command's bwrap process, started.
+pub(crate) struct Started {
+    /// Killed when dropped: bwrap's `--die-with-parent` then takes the whole sandbox with it.
+    pub child: tokio::process::Child,
+    /// Holds the byte a failed step or the workdir wrapper wrote (see [`read_status_byte`]).
+    pub status: pipe::Receiver,
+}
+
+/// Starts `request` in bwrap with the mount hook (see the module docs), its standard streams
+/// on `stdio`: the one way every command, piped or on a terminal, enters the sandbox.
+pub(crate) fn start(
+    launch: &Launch<'_>,
+    request: &ExecRequest,
+    workdir: &str,
+    stdio: StandardStreams,
+) -> Result<Started, SandboxError> {
+    if request.command.is_empty() {
+        return Err(SandboxError::Exec("the command is empty".into()));
+    }
+    let io = |context: &str| {
+        let context = context.to_string();
+        move |source| SandboxError::Io { context, source }
+    };
+    let (status_read, status_write) =
+        std::io::pipe().map_err(io("cannot create the status pipe"))?;
+    // Numbered 5 or above, so the hook's moves to 3 and 4 cannot overwrite one with the other.
+    let status_write =
+        above_reserved(OwnedFd::from(status_write)).map_err(io("cannot create the status pipe"))?;
+    let seccomp = seccomp_pipe(launch.seccomp).map_err(io("cannot pass the seccomp filter"))?;
+    let cgroup_procs = launch
+        .cgroup
+        .iter()
+        .flat_map(|cgroup| cgroup.procs_files())
+        .map(|file| {
+            std::fs::OpenOptions::new().write(true).open(&file).map_err(|source| SandboxError::Io {
+                context: format!("cannot open {}", file.display()),
+                source,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let hook = MountHook::new(
+        launch,
+        status_write.as_raw_fd(),
+        seccomp.as_raw_fd(),
+        cgroup_procs.iter().map(AsRawFd::as_raw_fd).collect(),
+    )?;
+    let mut command = tokio::process::Command::new(launch.bwrap);
+    let (args, process_env) = bwrap_args(launch, request, workdir)?;
+    command
+        .env_clear()
+        .envs(process_env)
+        .current_dir("/")
+        .args(args)
+        .stdin(stdio.stdin)
+        .stdout(stdio.stdout)
+        .stderr(stdio.stderr)
+        .kill_on_drop(true);
+    // SAFETY: the hook only makes raw system calls on data prepared before the fork (see
+    // MountHook::enter), which is what pre_exec requires.
+    unsafe {
+        command.pre_exec(move || hook.enter());
+    }
+    let spawned = command.spawn();
+    // Our copies of the pipes' write ends must go, or we would never see end of file.
+    drop(command);
+    drop(status_write);
+    drop(seccomp);
+    drop(cgroup_procs);
+    let status = pipe::Receiver::from_owned_fd(OwnedFd::from(status_read))
+        .map_err(io("cannot read the status pipe"))?;
+    match spawned {
+        Ok(child) => Ok(Started { child, status }),
+        Err(error) => Err(setup_failure(&status, error, launch)),
+    }
 }
 
 /// A duplicate of `fd` numbered 5 or above (close-on-exec, like every descriptor we open).
@@ -363,7 +411,7 @@ const DEFAULT_ENV: [(&str, &str); 6] = [
 ];
 
 /// The one byte a failed setup step or the wrapper left in the status pipe, if any.
-fn read_status_byte(status: &pipe::Receiver) -> Option<u8> {
+pub(crate) fn read_status_byte(status: &pipe::Receiver) -> Option<u8> {
     let mut byte = [0u8; 1];
     match status.try_read(&mut byte) {
         Ok(1) => Some(byte[0]),

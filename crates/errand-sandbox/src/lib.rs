@@ -19,6 +19,9 @@
 //! - [`egress`]: the egress proxy, the agent phase's only way out when an environment allows
 //!   domains ([`AgentNetwork`], [`LocalSandbox::start_egress`]); its connections come out of
 //!   [`Sandbox::drain_events`] as `egress_connection` events.
+//! - `interactive.rs`: [`LocalSandbox::create_for_shell`], a sandbox with the setup phase's
+//!   view of an environment, and [`LocalSandbox::interactive`], a command in it on a pty of its
+//!   own; [`terminal`] the user's terminal in raw mode, the pty and the relay between them.
 //! - [`bench`]: start-up timings.
 
 pub mod bench;
@@ -27,6 +30,7 @@ pub mod egress;
 mod environment;
 mod exec;
 mod image;
+mod interactive;
 mod layer;
 mod limits;
 mod local;
@@ -37,10 +41,12 @@ mod sandbox;
 mod seccomp;
 mod setup;
 mod snapshot;
+pub mod terminal;
 
 pub use environment::{
     AgentNetwork, EnvironmentMode, EnvironmentSpec, InvalidEnvironment, MIN_SECRET_LEN,
 };
+pub use interactive::{InteractiveRequest, ShellOptions, ShellSandbox};
 pub use limits::{LimitHit, Limits};
 pub use local::{DEFAULT_SANDBOX_UID, LocalSandbox, LocalSandboxConfig};
 pub use redact::Redactor;

@@ -75,7 +75,7 @@ pub struct LocalSandbox {
     cgroup: Option<AttemptCgroup>,
     rlimits: Rlimits,
     /// Commands share the layer; a diff needs it to hold still (the write side).
-    layer_use: RwLock<()>,
+    pub(crate) layer_use: RwLock<()>,
     /// The agent phase's way out, when the environment allows domains
     /// ([`LocalSandbox::start_egress`]); `None`: no network at all.
     egress: Option<AttemptEgress>,
@@ -333,12 +333,17 @@ impl LocalSandbox {
         &self.base
     }
 
+    /// The host uid the sandbox's processes run as.
+    pub(crate) fn sandbox_uid(&self) -> u32 {
+        self.uid
+    }
+
     pub(crate) fn lower_dir(&self) -> &Path {
         &self.lower
     }
 
     /// What a command needs; `agent`: one of the agent's (with egress, if any), not a helper's.
-    fn launch(&self, agent: bool) -> Launch<'_> {
+    pub(crate) fn launch(&self, agent: bool) -> Launch<'_> {
         Launch {
             bwrap: &self.bwrap,
             attempt_root: self.layout.root(),

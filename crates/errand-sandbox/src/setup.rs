@@ -507,7 +507,7 @@ fn last_lines(bytes: &[u8], count: usize) -> String {
 /// Creates a layer directory: `workspace/` and `home/` the agent's, `usr-local/` root's (with,
 /// for a snapshot, the host's /usr/local directories recreated as the agent's, so setup can
 /// install into them), and the overlay work dirs.
-fn create_layer_blocking(
+pub(crate) fn create_layer_blocking(
     layer: &Path,
     uid: u32,
     usr_local_skeleton: bool,

@@ -224,6 +224,11 @@ pub(crate) fn final_dir(
 }
 
 /// A fresh directory name for something temporary beside the snapshots.
+/// A snapshot's short name: its configuration hash and commit, 12 characters each.
+pub(crate) fn snapshot_name(config_hash: &str, commit: &str) -> String {
+    format!("{}-{}", &config_hash[..12.min(config_hash.len())], &commit[..12.min(commit.len())])
+}
+
 pub(crate) fn scratch_name(kind: &str, what: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
