@@ -224,6 +224,8 @@ pub(crate) async fn relay<T>(
         Some(value) => value,
         None => exited.await,
     };
+    // First, so a thread blocked handing over a chunk is released rather than joined forever.
+    drop(input_rx);
     reader.stop.stop();
     Ok(value)
 }
