@@ -29,6 +29,7 @@ mod cgroup;
 pub mod egress;
 mod environment;
 mod exec;
+mod hook;
 mod image;
 mod interactive;
 mod layer;
