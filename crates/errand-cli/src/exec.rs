@@ -1,22 +1,20 @@
 //! `errand exec`: one attempt on the current repository, no server. Prints the work log as it
-//! happens, then the report and the diff. The user's repository is never modified unless
+//! happens, then the report and the diff. The attempt itself runs as a worker's does
+//! (`errand_server::run_one_attempt`); this file parses, prints and applies. The user's repository is never modified unless
 //! `--apply` is given.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
 
 use anyhow::Context;
-use errand_agent::{AttemptSpec, EventSink, MemoryLog, run_attempt};
+use errand_agent::{EventSink, MemoryLog};
 use errand_protocol::{AttemptId, AttemptState, EventKind};
-use errand_sandbox::{
-    EnvironmentSpec, LocalSandbox, LocalSandboxConfig, PrepareError, PrepareOptions, Sandbox,
-    SetupEvent, SnapshotRef,
+use errand_sandbox::{EnvironmentSpec, LocalSandboxConfig};
+use errand_server::{
+    AttemptEnd, AttemptPlan, AttemptResources, DEFAULT_SNAPSHOT_CACHE_BYTES, Stop, run_one_attempt,
 };
-
-/// The snapshot cache is trimmed to this after each `errand exec` (expired snapshots always go).
-const SNAPSHOT_CACHE_BYTES: u64 = 20 << 30;
+use errand_store::TaskMode;
 
 use crate::config::Config;
 use crate::render::HumanRenderer;
@@ -90,136 +88,54 @@ pub async fn run(args: ExecArgs, config: Config) -> anyhow::Result<i32> {
 
     let attempt = AttemptId::new();
     log.record(EventKind::StateChanged { state: AttemptState::Preparing, reason: None }).await;
-    let started = Instant::now();
     let limits = config.sandbox.limits();
-    let attempt_name = attempt.to_string();
-    let snapshot = match &environment {
-        None => None,
-        Some(spec) => {
-            let options = PrepareOptions { limits: limits.clone(), now: SystemTime::now() };
-            let prepared =
-                prepare(&sandbox_config, repo.root(), &commit, spec, &options, &mut log).await;
-            crate::env::save_setup_logs(stored_env.as_ref(), log.events()).await;
-            match prepared {
-                Ok(snapshot) => snapshot,
-                Err(PrepareError::SetupFailed(failed)) => {
-                    let reason = failed.to_string();
-                    log.record(EventKind::StateChanged {
-                        state: AttemptState::Failed,
-                        reason: Some(reason.clone()),
-                    })
-                    .await;
-                    if json {
-                        let summary = serde_json::json!({
-                            "type": "result",
-                            "attempt": attempt.to_string(),
-                            "state": AttemptState::Failed,
-                            "reason": reason,
-                        });
-                        println!("{summary}");
-                    } else {
-                        eprintln!("✗ {reason}");
-                    }
-                    return Ok(1);
-                }
-                Err(e) => {
-                    let reason = format!("could not prepare the environment: {e}");
-                    log.record(EventKind::StateChanged {
-                        state: AttemptState::Failed,
-                        reason: Some(reason.clone()),
-                    })
-                    .await;
-                    anyhow::bail!(reason);
-                }
-            }
-        }
-    };
-    let created = match snapshot {
-        Some(snapshot) => {
-            LocalSandbox::create_on_snapshot(&sandbox_config, snapshot, &attempt_name, &limits)
-                .await
-        }
-        None => LocalSandbox::create_limited(
-            &sandbox_config,
-            repo.root(),
-            &commit,
-            &attempt_name,
-            &limits,
-        )
-        .await
-        .map(|mut sandbox| {
-            // An environment without scripts has no snapshot, but its variables still apply.
-            if let Some(spec) = &environment {
-                sandbox.set_environment_variables(spec.env.clone());
-            }
-            sandbox
-        }),
-    };
-    let egress = environment.as_ref().map(EnvironmentSpec::egress_policy).transpose()?.flatten();
-    let created = match (created, egress) {
-        (Ok(mut sandbox), Some(policy)) => match sandbox.start_egress(policy) {
-            Ok(()) => Ok(sandbox),
-            Err(e) => {
-                let _ = sandbox.destroy().await;
-                Err(e)
-            }
-        },
-        (created, _) => created,
-    };
-    let sandbox = match created {
-        Ok(sandbox) => sandbox,
-        Err(e) => {
-            let reason = format!("could not prepare the sandbox: {e}");
-            log.record(EventKind::StateChanged {
-                state: AttemptState::Failed,
-                reason: Some(reason.clone()),
-            })
-            .await;
-            anyhow::bail!(reason);
-        }
-    };
-    log.record(EventKind::SandboxReady {
-        backend: "local".into(),
-        isolation: sandbox.isolation(),
-        base_commit: commit.clone(),
-        duration_ms: started.elapsed().as_millis() as u64,
-    })
-    .await;
-
-    let spec = AttemptSpec { prompt: args.prompt.clone(), workdir };
     let agent_config = config.agent_config();
-    // Ctrl-C cancels the attempt: dropping its future kills the running command's sandbox (its
-    // whole pid namespace), and the layer is still removed below, so nothing is left behind.
-    let mut sink = WithSandboxEvents { sandbox: &sandbox, log: &mut log };
-    let interrupted = tokio::select! {
-        result = run_attempt(&spec, &sandbox, &model, &agent_config, &mut sink) => Ok(result),
-        _ = tokio::signal::ctrl_c() => Err(()),
+    let plan = AttemptPlan {
+        attempt,
+        repository: repo.root(),
+        commit: &commit,
+        prompt: &args.prompt,
+        workdir: &workdir,
+        mode: TaskMode::Code,
+        environment: environment.as_ref(),
+        keep_sandbox: args.keep,
     };
-    if interrupted.is_err() {
-        log.record(EventKind::StateChanged {
-            state: AttemptState::Cancelled,
-            reason: Some("interrupted by the user (Ctrl-C)".into()),
-        })
-        .await;
-    }
-    if !args.keep
-        && let Err(e) = sandbox.destroy().await
-    {
-        eprintln!("warning: could not remove the attempt's sandbox layer: {e}");
-    }
-    if environment.is_some() {
-        let trimmed = errand_sandbox::gc_snapshots(
-            &sandbox_config.data_dir,
-            SNAPSHOT_CACHE_BYTES,
-            SystemTime::now(),
-        )
-        .await;
-        if let Err(e) = trimmed {
-            tracing::warn!("could not trim the snapshot cache: {e}");
+    let resources = AttemptResources {
+        sandbox: &sandbox_config,
+        limits: &limits,
+        model: &model,
+        agent: &agent_config,
+        snapshot_cache_bytes: DEFAULT_SNAPSHOT_CACHE_BYTES,
+    };
+    // Ctrl-C cancels the attempt: the running command's sandbox (its whole pid namespace) is
+    // killed and the layer is still removed, so nothing is left behind.
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            // No handler, no Ctrl-C to wait for: the default action still ends the process.
+            std::future::pending::<()>().await;
         }
-    }
-    let Ok(result) = interrupted else {
-        return Ok(130);
+        Stop::Cancel("interrupted by the user (Ctrl-C)".into())
+    };
+    let run = run_one_attempt(plan, resources, &mut log, ctrl_c).await;
+    crate::env::save_setup_logs(stored_env.as_ref(), &run.setup_events).await;
+    let result = match run.end {
+        AttemptEnd::Ran(result) => result,
+        AttemptEnd::SetupFailed(reason) => {
+            if json {
+                let summary = serde_json::json!({
+                    "type": "result",
+                    "attempt": attempt.to_string(),
+                    "state": AttemptState::Failed,
+                    "reason": reason,
+                });
+                println!("{summary}");
+            } else {
+                eprintln!("✗ {reason}");
+            }
+            return Ok(1);
+        }
+        AttemptEnd::NotStarted(reason) => anyhow::bail!(reason),
+        AttemptEnd::Cancelled(_) | AttemptEnd::Stopped(_) => return Ok(130),
     };
 
     let patch = result.diff.as_ref().map(|d| d.patch.clone()).unwrap_or_default();
@@ -273,36 +189,6 @@ pub async fn run(args: ExecArgs, config: Config) -> anyhow::Result<i32> {
     Ok(if succeeded { 0 } else { 1 })
 }
 
-/// The attempt's event sink with the sandbox's own events (connections through the egress
-/// proxy) recorded in order: before each event the agent records, whatever the sandbox has to
-/// report since the last one goes first. A command's connections are ready when its `exec`
-/// returns, so they land before its `command_finished`; the worker's sink will do the same
-/// (see `Sandbox::drain_events`).
-struct WithSandboxEvents<'a> {
-    sandbox: &'a LocalSandbox,
-    log: &'a mut MemoryLog,
-}
-
-// `EventSink` is an `async_trait` trait; this is what its macro would write, spelled out so this
-// crate needs no dependency for one impl.
-impl EventSink for WithSandboxEvents<'_> {
-    fn record<'sink, 'future>(
-        &'sink mut self,
-        kind: EventKind,
-    ) -> std::pin::Pin<Box<dyn Future<Output = errand_protocol::Event> + Send + 'future>>
-    where
-        'sink: 'future,
-        Self: 'future,
-    {
-        Box::pin(async move {
-            for pending in self.sandbox.drain_events() {
-                self.log.record(pending).await;
-            }
-            self.log.record(kind).await
-        })
-    }
-}
-
 /// Reads an environment file. `[secrets]` values are text, or `{ env = "NAME" }` to take the
 /// value from this process's environment, so secrets need not be written into files.
 pub fn load_environment(path: &Path) -> anyhow::Result<EnvironmentSpec> {
@@ -338,91 +224,6 @@ fn parse_environment(
     let spec: EnvironmentSpec = table.try_into()?;
     spec.validate()?;
     Ok(spec)
-}
-
-/// Prepares the environment, recording the setup log as events as it arrives (the sandbox calls
-/// back synchronously; the log is async, so the events travel through a channel).
-async fn prepare(
-    config: &LocalSandboxConfig,
-    repo: &Path,
-    commit: &str,
-    spec: &EnvironmentSpec,
-    options: &PrepareOptions,
-    log: &mut MemoryLog,
-) -> Result<Option<SnapshotRef>, PrepareError> {
-    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<EventKind>();
-    let preparing = async move {
-        let mut lines = SetupLines::default();
-        let mut forward = |event: SetupEvent<'_>| {
-            for kind in lines.events(event) {
-                let _ = sender.send(kind);
-            }
-        };
-        let result =
-            LocalSandbox::prepare_environment(config, repo, commit, spec, options, &mut forward)
-                .await;
-        if let Ok(Some(snapshot)) = &result {
-            let _ = sender.send(EventKind::SnapshotReady {
-                snapshot: snapshot.id().to_string(),
-                reused: snapshot.reused(),
-                maintenance_ran: snapshot.maintenance_ran(),
-            });
-        }
-        result
-    };
-    let recording = async {
-        while let Some(kind) = receiver.recv().await {
-            log.record(kind).await;
-        }
-    };
-    let (result, ()) = tokio::join!(preparing, recording);
-    result
-}
-
-/// Turns the sandbox's setup callbacks into events whose output chunks end on line boundaries.
-#[derive(Default)]
-struct SetupLines {
-    pending: Vec<u8>,
-}
-
-impl SetupLines {
-    fn events(&mut self, event: SetupEvent<'_>) -> Vec<EventKind> {
-        match event {
-            SetupEvent::Started { phase, snapshot } => vec![EventKind::SetupStarted {
-                phase: phase.name().into(),
-                snapshot: snapshot.into(),
-            }],
-            SetupEvent::Output { phase, bytes } => {
-                self.pending.extend_from_slice(bytes);
-                match self.pending.iter().rposition(|&b| b == b'\n') {
-                    Some(end) => {
-                        let lines: Vec<u8> = self.pending.drain(..=end).collect();
-                        vec![EventKind::SetupOutput {
-                            phase: phase.name().into(),
-                            text: String::from_utf8_lossy(&lines).into_owned(),
-                        }]
-                    }
-                    None => Vec::new(),
-                }
-            }
-            SetupEvent::Finished { phase, exit_code, duration } => {
-                let mut events = Vec::new();
-                if !self.pending.is_empty() {
-                    let rest = std::mem::take(&mut self.pending);
-                    events.push(EventKind::SetupOutput {
-                        phase: phase.name().into(),
-                        text: String::from_utf8_lossy(&rest).into_owned(),
-                    });
-                }
-                events.push(EventKind::SetupFinished {
-                    phase: phase.name().into(),
-                    exit_code,
-                    duration_ms: duration.as_millis() as u64,
-                });
-                events
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -482,28 +283,5 @@ PLAIN = "inline-value"
             let error = parse_environment(text, &none).unwrap_err();
             assert!(format!("{error:#}").contains(needle), "{text}: {error:#}");
         }
-    }
-
-    #[test]
-    fn setup_output_events_end_on_line_boundaries() {
-        use errand_sandbox::ScriptPhase;
-        let mut lines = SetupLines::default();
-        let phase = ScriptPhase::Setup;
-        assert!(lines.events(SetupEvent::Output { phase, bytes: b"par" }).is_empty());
-        let events = lines.events(SetupEvent::Output { phase, bytes: b"tial\nnext" });
-        assert_eq!(
-            events,
-            [EventKind::SetupOutput { phase: "setup".into(), text: "partial\n".into() }]
-        );
-        let events = lines.events(SetupEvent::Finished {
-            phase,
-            exit_code: Some(0),
-            duration: std::time::Duration::from_millis(5),
-        });
-        assert_eq!(events.len(), 2);
-        assert_eq!(
-            events[0],
-            EventKind::SetupOutput { phase: "setup".into(), text: "next".into() }
-        );
     }
 }
