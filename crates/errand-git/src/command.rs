@@ -11,8 +11,8 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 
-use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 /// A git operation failed. `Display` says what was attempted and ends with git's own words.
 #[derive(Debug, thiserror::Error)]
@@ -179,17 +179,112 @@ impl Git {
         if output.status.success() { Ok(output.stdout) } else { Err(failed(what, &output)) }
     }
 
-    /// Like [`Git::run`], for output that is one line of text (an object id, a path).
-    pub async fn run_line(self) -> Result<String, GitError> {
-        let what = self.what.clone();
-        let stdout = self.run(None).await?;
-        let text = String::from_utf8(stdout)
-            .map_err(|_| GitError::Parse { what, detail: "output is not UTF-8".into() })?;
-        Ok(text.trim_end_matches('\n').to_string())
-    }
-
     pub fn what(&self) -> &str {
         &self.what
+    }
+
+    /// Starts git as a conversation: requests written to its stdin, answers read from its stdout
+    /// as they come (`cat-file --batch`, `mktree --batch`).
+    pub fn spawn(mut self) -> Result<GitProcess, GitError> {
+        self.command.stdin(Stdio::piped());
+        let mut child = self
+            .command
+            .spawn()
+            .map_err(|source| GitError::Spawn { what: self.what.clone(), source })?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().map(BufReader::new);
+        Ok(GitProcess { child, stdin, stdout, what: self.what })
+    }
+}
+
+/// A running git process fed through its stdin (see [`Git::spawn`]). Its stderr is read only
+/// once it has exited: the batch commands we run this way print nothing there but an error
+/// message, far less than a pipe holds.
+pub(crate) struct GitProcess {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Option<BufReader<ChildStdout>>,
+    what: String,
+}
+
+impl GitProcess {
+    pub async fn write(&mut self, bytes: &[u8]) -> Result<(), GitError> {
+        let what = &self.what;
+        let stdin = self.stdin.as_mut().ok_or_else(|| GitError::Parse {
+            what: what.clone(),
+            detail: "its input was already closed".into(),
+        })?;
+        match stdin.write_all(bytes).await {
+            Ok(()) => Ok(()),
+            Err(_) => Err(self.exited().await),
+        }
+    }
+
+    /// Reads up to and including `delimiter`, which is dropped. Reaching the end of the output
+    /// first means git stopped: its error is returned.
+    pub async fn read_until(&mut self, delimiter: u8) -> Result<Vec<u8>, GitError> {
+        let mut out = Vec::new();
+        let read = match self.stdout.as_mut() {
+            Some(stdout) => stdout.read_until(delimiter, &mut out).await.ok(),
+            None => None,
+        };
+        if read.is_some_and(|n| n > 0) && out.last() == Some(&delimiter) {
+            out.pop();
+            Ok(out)
+        } else {
+            Err(self.exited().await)
+        }
+    }
+
+    pub async fn read_exact(&mut self, len: usize) -> Result<Vec<u8>, GitError> {
+        let mut out = vec![0; len];
+        let read = match self.stdout.as_mut() {
+            Some(stdout) => stdout.read_exact(&mut out).await.ok(),
+            None => None,
+        };
+        match read {
+            Some(_) => Ok(out),
+            None => Err(self.exited().await),
+        }
+    }
+
+    /// Closes the input and waits for git to exit successfully.
+    pub async fn finish(mut self) -> Result<(), GitError> {
+        drop(self.stdin.take());
+        let what = self.what.clone();
+        let status = self
+            .child
+            .wait()
+            .await
+            .map_err(|source| GitError::Spawn { what: what.clone(), source })?;
+        if status.success() {
+            Ok(())
+        } else {
+            let stderr = self.stderr().await;
+            Err(failed(what, &GitOutput { status, stdout: Vec::new(), stderr }))
+        }
+    }
+
+    /// The error for a process that stopped answering: its exit status and stderr.
+    async fn exited(&mut self) -> GitError {
+        drop(self.stdin.take());
+        drop(self.stdout.take());
+        let what = self.what.clone();
+        match self.child.wait().await {
+            Ok(status) => {
+                let stderr = self.stderr().await;
+                failed(what, &GitOutput { status, stdout: Vec::new(), stderr })
+            }
+            Err(source) => GitError::Spawn { what, source },
+        }
+    }
+
+    async fn stderr(&mut self) -> Vec<u8> {
+        let mut stderr = Vec::new();
+        if let Some(mut pipe) = self.child.stderr.take() {
+            let _ = pipe.read_to_end(&mut stderr).await;
+        }
+        stderr
     }
 }
 

@@ -3,46 +3,50 @@
 //! directory the agent's own new `.gitignore` lists stays out of the diff too.
 //!
 //! `git check-ignore` reads ignore files from a work tree; we give it a scratch work tree holding
-//! only those `.gitignore` files, written from git's object store (never read through a path the
-//! agent controls), and the base index, so files tracked in the base never count as ignored.
+//! only the `.gitignore` files that can match a new file (those in the directories above it),
+//! written from git's object store (never read through a path the agent controls), and ask only
+//! about files the base does not track, so a tracked file never counts as ignored.
 
 use std::collections::{BTreeMap, HashSet};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use crate::command::{Git, GitError, failed};
-use crate::tree::{IndexEdit, split_nul};
+use crate::tree::split_nul;
 
-const GITIGNORE: &str = ".gitignore";
+pub(crate) const GITIGNORE: &str = ".gitignore";
 
-/// The paths among `edit.additions` that are new and ignored. `index` holds the base tree.
-pub(crate) async fn ignored_new_paths(
+/// The paths among `candidates` (files the change adds, none of them tracked in the base) that
+/// git ignores. `ignore_files` holds the content of every `.gitignore` regular file of the
+/// resulting tree in a directory above a candidate (the only ones that can match it), read from
+/// git's object store.
+pub(crate) async fn ignored_paths(
     checkout: &Path,
-    index: &Path,
     scratch: &Path,
-    edit: &IndexEdit,
+    candidates: &[PathBuf],
+    ignore_files: &BTreeMap<PathBuf, Vec<u8>>,
 ) -> Result<HashSet<PathBuf>, GitError> {
-    if edit.additions.is_empty() {
+    if candidates.is_empty() {
         return Ok(HashSet::new());
     }
-    let ignore_files = final_ignore_files(checkout, index, edit).await?;
     let info_exclude = checkout.join(".git/info/exclude");
     if ignore_files.is_empty() && !tokio::fs::try_exists(&info_exclude).await.unwrap_or(false) {
         return Ok(HashSet::new());
     }
     let shadow = scratch.join("ignore-tree");
-    write_blobs(checkout, &shadow, &ignore_files).await?;
+    write_files(&shadow, ignore_files).await?;
 
     let mut input = Vec::new();
-    for (_, _, path) in &edit.additions {
+    for path in candidates {
         input.extend_from_slice(path.as_os_str().as_bytes());
         input.push(0);
     }
+    // `--no-index`: no index to read (the caller left out tracked files); the rules come from
+    // the shadow work tree, `.git/info/exclude` and the repository's `core.excludesFile`.
     let git = Git::hardened(&shadow)
         .env("GIT_DIR", checkout.join(".git"))
         .env("GIT_WORK_TREE", &shadow)
-        .env("GIT_INDEX_FILE", index)
-        .args(["check-ignore", "--stdin", "-z"]);
+        .args(["check-ignore", "--no-index", "--stdin", "-z"]);
     let what = git.what().to_string();
     let output = git.output(Some(input)).await?;
     // check-ignore(1): 0 = some path is ignored, 1 = none is, 128 = fatal error.
@@ -53,62 +57,15 @@ pub(crate) async fn ignored_new_paths(
     }
 }
 
-/// Path → blob id of every `.gitignore` regular file in the tree after `edit`.
-async fn final_ignore_files(
-    checkout: &Path,
-    index: &Path,
-    edit: &IndexEdit,
-) -> Result<BTreeMap<PathBuf, String>, GitError> {
-    let listing = Git::hardened(checkout)
-        .env("GIT_INDEX_FILE", index)
-        .args(["ls-files", "-z", "--stage", "--", ":(glob)**/.gitignore"])
-        .run(None)
-        .await?;
-    let mut files = BTreeMap::new();
-    for record in listing.split(|&b| b == 0).filter(|r| !r.is_empty()) {
-        // "<mode> <id> <stage>\t<path>"
-        let Some(tab) = record.iter().position(|&b| b == b'\t') else {
-            continue;
-        };
-        let meta = String::from_utf8_lossy(&record[..tab]);
-        let path = PathBuf::from(std::ffi::OsStr::from_bytes(&record[tab + 1..]));
-        let mut fields = meta.split(' ');
-        if let (Some(mode), Some(id)) = (fields.next(), fields.next())
-            && (mode == "100644" || mode == "100755")
-        {
-            files.insert(path, id.to_string());
-        }
-    }
-    for removed in &edit.removals {
-        files.remove(removed);
-    }
-    for (mode, id, path) in &edit.additions {
-        if path.file_name() == Some(GITIGNORE.as_ref()) {
-            if *mode == 0o120000 {
-                // git does not follow a symlinked .gitignore inside the tree.
-                files.remove(path);
-            } else {
-                files.insert(path.clone(), id.clone());
-            }
-        }
-    }
-    Ok(files)
-}
-
-/// Writes each blob to `root/<path>`.
-async fn write_blobs(
-    checkout: &Path,
-    root: &Path,
-    files: &BTreeMap<PathBuf, String>,
-) -> Result<(), GitError> {
+/// Writes each file to `root/<path>`.
+async fn write_files(root: &Path, files: &BTreeMap<PathBuf, Vec<u8>>) -> Result<(), GitError> {
     tokio::fs::create_dir_all(root)
         .await
         .map_err(|e| GitError::io("cannot create the ignore-rules tree", e))?;
-    for (path, id) in files {
+    for (path, content) in files {
         if !path.components().all(|c| matches!(c, Component::Normal(_))) {
             continue;
         }
-        let content = Git::hardened(checkout).args(["cat-file", "blob", id]).run(None).await?;
         let target = root.join(path);
         if let Some(parent) = target.parent() {
             tokio::fs::create_dir_all(parent)

@@ -6,8 +6,10 @@
 //! system or global configuration, no hooks and no filters (see `command.rs`), so a hostile
 //! repository cannot make the host run anything.
 
+mod batch;
 mod checkout;
 mod command;
+mod edit;
 mod ignore;
 mod patch;
 mod repo;

@@ -10,33 +10,41 @@ use errand_protocol::{FileChange, FileChangeKind};
 
 use crate::command::{Git, GitError};
 
+/// `git diff --binary` from `base` to `tree`: the text, or the bytes when some file's section is
+/// not UTF-8 (then [`with_binary_attributes`] makes the patch again).
 pub(crate) async fn binary_patch(
     checkout: &Path,
     base: &str,
     tree: &str,
+) -> Result<Result<String, Vec<u8>>, GitError> {
+    let patch = diff(Git::hardened(checkout), base, tree).await?;
+    Ok(String::from_utf8(patch).map_err(|error| error.into_bytes()))
+}
+
+fn diff(git: Git, base: &str, tree: &str) -> impl Future<Output = Result<Vec<u8>, GitError>> {
+    git.args([
+        "diff",
+        "--binary",
+        "--find-renames",
+        "--no-ext-diff",
+        "--no-textconv",
+        "--no-color",
+        base,
+        tree,
+    ])
+    .run(None)
+}
+
+/// The patch again, with the files whose sections of `patch` are not UTF-8 marked `binary`.
+pub(crate) async fn with_binary_attributes(
+    checkout: &Path,
+    base: &str,
+    tree: &str,
     files: &[FileChange],
+    patch: &[u8],
     scratch: &Path,
 ) -> Result<String, GitError> {
-    let diff = |git: Git| {
-        git.args([
-            "diff",
-            "--binary",
-            "--find-renames",
-            "--no-ext-diff",
-            "--no-textconv",
-            "--no-color",
-            base,
-            tree,
-        ])
-        .run(None)
-    };
-    let patch = diff(Git::hardened(checkout)).await?;
-    let patch = match String::from_utf8(patch) {
-        Ok(text) => return Ok(text),
-        Err(error) => error.into_bytes(),
-    };
-
-    let offending = not_utf8_files(&patch, files);
+    let offending = not_utf8_files(patch, files);
     let mut attributes = String::new();
     for path in &offending {
         let pattern = format!("/{}", glob_escape(path));
@@ -59,7 +67,7 @@ pub(crate) async fn binary_patch(
         .env("GIT_INDEX_FILE", scratch.join("no-index"))
         .arg("-c")
         .arg(format!("core.attributesFile={}", attributes_file.display()));
-    let patch = diff(git).await?;
+    let patch = diff(git, base, tree).await?;
     String::from_utf8(patch).map_err(|_| GitError::Parse {
         what: "diff --binary".into(),
         detail: format!(

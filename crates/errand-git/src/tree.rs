@@ -1,19 +1,24 @@
 //! The diff of a work tree given as a list of changed paths (an overlay's upper layer) against
-//! its base commit, through git plumbing on a temporary index:
-//! `read-tree <base>` → `hash-object -w` the new contents → `update-index --index-info` →
-//! `write-tree` → `diff <base> <tree>`. Nothing walks or hashes the unchanged part of the tree.
+//! its base commit, built from the changed directories alone: the trees on the paths from the
+//! root to each change are read from the base (`git cat-file --batch`), edited in memory
+//! (`edit.rs`), and written bottom-up (`git mktree --batch`); the new contents are written with
+//! one `git hash-object -w`; then `git diff <base> <tree>`, tree to tree. No index is built and
+//! nothing reads the unchanged part of the tree, so the cost follows the change, not the
+//! repository.
 //!
 //! All of it runs in [`Git::hardened`] mode: the file contents are an agent's work and untrusted.
 //! Contents are hashed with `--no-filters`, i.e. exactly the bytes on disk.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use errand_protocol::FileChange;
 
+use crate::batch::{ObjectReader, TreeWriter};
 use crate::command::{Git, GitError};
-use crate::ignore::ignored_new_paths;
+use crate::edit::{TreeEdit, parent_dirs};
+use crate::ignore::{GITIGNORE, ignored_paths};
 use crate::summary::parse_raw_numstat;
 
 /// One path of the work tree that differs from the base, as the caller found it (for the local
@@ -97,47 +102,110 @@ async fn diff_in(
     scratch: &Path,
 ) -> Result<TreeDiff, GitError> {
     let tree = write_tree_in(checkout, base, changes, scratch).await?;
+    // The summary and the patch are independent reads of the same two trees: run them at once.
     let summary = Git::hardened(checkout)
         .args(["diff", "-z", "--raw", "--numstat", "--find-renames", "--no-ext-diff"])
         .args([base, tree.as_str()])
-        .run(None)
-        .await?;
-    let files = parse_raw_numstat(&summary)?;
-    let patch = crate::patch::binary_patch(checkout, base, &tree, &files, scratch).await?;
+        .run(None);
+    let (summary, patch) = tokio::join!(summary, crate::patch::binary_patch(checkout, base, &tree));
+    let files = parse_raw_numstat(&summary?)?;
+    let patch = match patch? {
+        Ok(text) => text,
+        Err(bytes) => {
+            crate::patch::with_binary_attributes(checkout, base, &tree, &files, &bytes, scratch)
+                .await?
+        }
+    };
     Ok(TreeDiff { patch, files })
 }
 
-/// `base` with `changes` applied, written as a tree, using a scratch index in `scratch`.
+/// `base` with `changes` applied, written as a tree (see the module comment).
 async fn write_tree_in(
     checkout: &Path,
     base: &str,
     changes: &[PathChange],
     scratch: &Path,
 ) -> Result<String, GitError> {
-    let index = scratch.join("index");
-    let git = || Git::hardened(checkout).env("GIT_INDEX_FILE", &index);
+    // Started first, so their start-up overlaps the work before they are needed.
+    let mut writer = TreeWriter::start(checkout)?;
+    let mut reader = ObjectReader::start(checkout)?;
 
-    git().args(["read-tree", base]).run(None).await?;
-    let base_entries = if changes
-        .iter()
-        .any(|c| matches!(c, PathChange::Removed { .. } | PathChange::Replaced { .. }))
-    {
-        let listing = git().args(["ls-files", "-z"]).run(None).await?;
-        split_nul(&listing)
-    } else {
-        Vec::new()
+    let read_base = async {
+        let mut edit = TreeEdit::load(&mut reader, &format!("{base}^{{tree}}")).await?;
+        // Which added files the base tracks (those are never ignored), asked before any edit.
+        let mut in_base = HashMap::new();
+        for change in changes {
+            if let PathChange::File { path, .. } | PathChange::Symlink { path, .. } = change {
+                in_base.insert(path.as_path(), edit.is_base_leaf(&mut reader, path).await?);
+            }
+        }
+        Ok::<_, GitError>((edit, in_base))
     };
+    let (blob_ids, based) = tokio::join!(hash_blobs(checkout, scratch, changes), read_base);
+    let (blob_ids, (mut edit, in_base)) = (blob_ids?, based?);
 
-    let blob_ids = hash_blobs(checkout, scratch, changes).await?;
-    let zero_id = "0".repeat(base.len());
-    let edit = IndexEdit::plan(changes, &blob_ids, &base_entries);
+    // Whatever is gone goes first, shallowest first, then the files and links land.
+    let mut gone: Vec<&PathChange> = changes
+        .iter()
+        .filter(|c| matches!(c, PathChange::Removed { .. } | PathChange::Replaced { .. }))
+        .collect();
+    gone.sort_by_key(|c| c.path().components().count());
+    for change in gone {
+        match change {
+            PathChange::Removed { path } => edit.remove(&mut reader, path).await?,
+            PathChange::Replaced { path } => edit.replace_with_empty_dir(&mut reader, path).await?,
+            PathChange::File { .. } | PathChange::Symlink { .. } => {}
+        }
+    }
+    let mut added = Vec::new();
+    for change in changes {
+        let (path, mode) = match change {
+            PathChange::File { path, executable, .. } => {
+                (path, if *executable { 0o100755 } else { 0o100644 })
+            }
+            PathChange::Symlink { path, .. } => (path, 0o120000),
+            PathChange::Removed { .. } | PathChange::Replaced { .. } => continue,
+        };
+        let Some(id) = blob_ids.get(path) else { continue };
+        edit.set_leaf(&mut reader, path, mode, id).await?;
+        if !in_base.get(path.as_path()).copied().unwrap_or(false) {
+            added.push(path.clone());
+        }
+    }
 
-    let ignored = ignored_new_paths(checkout, &index, scratch, &edit).await?;
-    git()
-        .args(["update-index", "--add", "--replace", "-z", "--index-info"])
-        .run(Some(edit.index_info(&zero_id, &ignored)))
-        .await?;
-    git().arg("write-tree").run_line().await
+    if !added.is_empty() {
+        let ignore_files = ignore_files_above(&edit, &mut reader, &added).await?;
+        for path in ignored_paths(checkout, scratch, &added, &ignore_files).await? {
+            edit.remove(&mut reader, &path).await?;
+        }
+    }
+    reader.finish().await?;
+    let tree = edit.write(&mut writer).await?;
+    writer.finish().await?;
+    Ok(tree)
+}
+
+/// The contents of the `.gitignore` regular files of the edited tree in the directories above
+/// `paths`: the only ones whose rules can match them.
+async fn ignore_files_above(
+    edit: &TreeEdit,
+    reader: &mut ObjectReader,
+    paths: &[PathBuf],
+) -> Result<BTreeMap<PathBuf, Vec<u8>>, GitError> {
+    let mut files = BTreeMap::new();
+    for path in paths {
+        for dir in parent_dirs(path) {
+            let file = dir.join(GITIGNORE);
+            if files.contains_key(&file) {
+                continue;
+            }
+            let Some(id) = edit.regular_file(&file) else { continue };
+            if let Some(object) = reader.read(id).await? {
+                files.insert(file, object.content);
+            }
+        }
+    }
+    Ok(files)
 }
 
 /// Writes the blob of every file and symlink change; returns their ids by path.
@@ -188,75 +256,6 @@ async fn hash_blobs(
     Ok(paths.into_iter().zip(ids).collect())
 }
 
-/// What to do to the base index: remove some entries, then add (or overwrite) others.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct IndexEdit {
-    pub removals: Vec<PathBuf>,
-    /// (mode, blob id, path)
-    pub additions: Vec<(u32, String, PathBuf)>,
-}
-
-impl IndexEdit {
-    /// Plans the edit. `base_entries` lists the base index (needed only when something was
-    /// removed or replaced); `blob_ids` holds the id of every file and symlink change.
-    pub fn plan(
-        changes: &[PathChange],
-        blob_ids: &HashMap<PathBuf, String>,
-        base_entries: &[PathBuf],
-    ) -> IndexEdit {
-        let mut edit = IndexEdit::default();
-        for change in changes {
-            let (mode, path) = match change {
-                PathChange::File { path, executable, .. } => {
-                    (if *executable { 0o100755 } else { 0o100644 }, path)
-                }
-                PathChange::Symlink { path, .. } => (0o120000, path),
-                PathChange::Removed { .. } | PathChange::Replaced { .. } => continue,
-            };
-            if let Some(id) = blob_ids.get(path) {
-                edit.additions.push((mode, id.clone(), path.clone()));
-            }
-        }
-        let added: HashSet<&Path> = edit.additions.iter().map(|(_, _, p)| p.as_path()).collect();
-        let gone: HashSet<&Path> = changes
-            .iter()
-            .filter_map(|change| match change {
-                PathChange::Removed { path } | PathChange::Replaced { path } => {
-                    Some(path.as_path())
-                }
-                _ => None,
-            })
-            .collect();
-        for entry in base_entries {
-            let under_gone = entry.ancestors().any(|ancestor| gone.contains(ancestor));
-            if under_gone && !added.contains(entry.as_path()) {
-                edit.removals.push(entry.clone());
-            }
-        }
-        edit
-    }
-
-    /// The `git update-index -z --index-info` input, leaving out `skip`ped additions.
-    pub fn index_info(&self, zero_id: &str, skip: &HashSet<PathBuf>) -> Vec<u8> {
-        let mut out = Vec::new();
-        for path in &self.removals {
-            // Mode 0 removes the entry (git-update-index(1), "USING --INDEX-INFO").
-            out.extend_from_slice(format!("0 {zero_id}\t").as_bytes());
-            out.extend_from_slice(path.as_os_str().as_bytes());
-            out.push(0);
-        }
-        for (mode, id, path) in &self.additions {
-            if skip.contains(path) {
-                continue;
-            }
-            out.extend_from_slice(format!("{mode:o} {id}\t").as_bytes());
-            out.extend_from_slice(path.as_os_str().as_bytes());
-            out.push(0);
-        }
-        out
-    }
-}
-
 /// NUL-separated paths.
 pub(crate) fn split_nul(bytes: &[u8]) -> Vec<PathBuf> {
     bytes
@@ -287,88 +286,6 @@ pub(crate) fn c_quote(bytes: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn p(s: &str) -> PathBuf {
-        PathBuf::from(s)
-    }
-
-    fn file(path: &str, executable: bool) -> PathChange {
-        PathChange::File { path: p(path), source: p(&format!("/upper/{path}")), executable }
-    }
-
-    fn ids(paths: &[&str]) -> HashMap<PathBuf, String> {
-        paths.iter().enumerate().map(|(n, path)| (p(path), format!("{n:040}"))).collect()
-    }
-
-    #[test]
-    fn files_and_symlinks_become_additions_with_their_modes() {
-        let changes = [
-            file("a.txt", false),
-            file("bin/run", true),
-            PathChange::Symlink { path: p("link"), target: p("a.txt") },
-        ];
-        let edit = IndexEdit::plan(&changes, &ids(&["a.txt", "bin/run", "link"]), &[]);
-        let modes: Vec<(u32, &Path)> =
-            edit.additions.iter().map(|(mode, _, path)| (*mode, path.as_path())).collect();
-        assert_eq!(
-            modes,
-            vec![
-                (0o100644, Path::new("a.txt")),
-                (0o100755, Path::new("bin/run")),
-                (0o120000, Path::new("link"))
-            ]
-        );
-        assert!(edit.removals.is_empty());
-    }
-
-    #[test]
-    fn a_removed_directory_removes_every_base_entry_below_it() {
-        let base = [p("docs/a.md"), p("docs/deep/b.md"), p("docsx/c.md"), p("keep")];
-        let changes = [PathChange::Removed { path: p("docs") }];
-        let edit = IndexEdit::plan(&changes, &HashMap::new(), &base);
-        assert_eq!(edit.removals, vec![p("docs/a.md"), p("docs/deep/b.md")]);
-    }
-
-    #[test]
-    fn a_removed_file_removes_just_that_entry() {
-        let base = [p("a"), p("a.txt"), p("b")];
-        let changes = [PathChange::Removed { path: p("a") }];
-        let edit = IndexEdit::plan(&changes, &HashMap::new(), &base);
-        assert_eq!(edit.removals, vec![p("a")]);
-    }
-
-    #[test]
-    fn a_replaced_directory_keeps_only_what_is_listed_again() {
-        let base = [p("src/a.rs"), p("src/b.rs"), p("src/sub/c.rs"), p("top")];
-        let changes = [
-            PathChange::Replaced { path: p("src") },
-            file("src/a.rs", false),
-            file("src/new.rs", false),
-        ];
-        let edit = IndexEdit::plan(&changes, &ids(&["src/a.rs", "src/new.rs"]), &base);
-        assert_eq!(edit.removals, vec![p("src/b.rs"), p("src/sub/c.rs")]);
-        assert_eq!(edit.additions.len(), 2);
-    }
-
-    #[test]
-    fn a_file_replaced_by_a_directory_is_removed() {
-        let base = [p("thing")];
-        let changes = [PathChange::Replaced { path: p("thing") }, file("thing/x", false)];
-        let edit = IndexEdit::plan(&changes, &ids(&["thing/x"]), &base);
-        assert_eq!(edit.removals, vec![p("thing")]);
-    }
-
-    #[test]
-    fn index_info_lines_are_nul_terminated_and_skip_ignored_paths() {
-        let changes = [file("a", false), file("target/x", false)];
-        let base = [p("old")];
-        let mut edit = IndexEdit::plan(&changes, &ids(&["a", "target/x"]), &base);
-        edit.removals.push(p("old"));
-        let skip: HashSet<PathBuf> = [p("target/x")].into_iter().collect();
-        let info = edit.index_info("0000", &skip);
-        let expected = format!("0 0000\told\x00100644 {:040}\ta\x00", 0);
-        assert_eq!(String::from_utf8(info).unwrap(), expected);
-    }
 
     #[test]
     fn c_quote_escapes_what_git_unquotes() {
