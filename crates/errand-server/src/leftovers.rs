@@ -35,7 +35,6 @@ pub(crate) async fn remove_attempt_dir(config: &LocalSandboxConfig, attempt: Att
 
 /// The attempts that have a sandbox directory on this machine (names that are not attempt ids,
 /// such as an `errand env shell`'s, are not ours and are skipped).
-#[allow(dead_code, reason = "the worker uses it next")]
 pub(crate) async fn local_attempts(config: &LocalSandboxConfig) -> Vec<AttemptId> {
     let dir = config.data_dir.join("attempts");
     let listed = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<String>> {

@@ -3,7 +3,11 @@
 //! - `attempt.rs`: [`run_one_attempt`], one attempt end to end (environment, sandbox, agent,
 //!   diff and report, cleanup) into any [`errand_agent::EventSink`]; `errand exec` and the
 //!   workers share it. `setup_log.rs` turns an environment's preparation into events.
-//! - `leftovers.rs`: what a stopped attempt may leave on disk.
+//! - `store_sink.rs`: [`StoreSink`], the sink that stores each event before anything else sees
+//!   it, and the [`StopSignal`] it raises when the store refuses one.
+//! - `worker.rs`: [`Worker`], the loop that leases queued attempts from the store, runs them
+//!   with heartbeats, stores their artifacts and drains on shutdown; `leftovers.rs` what a
+//!   stopped or killed attempt leaves on disk.
 //!
 //! Invariant (design: "Events are the source of truth"): a worker's attempt records nothing
 //! except through the store, and stops as soon as the store says the attempt is not its own.
@@ -11,8 +15,12 @@
 mod attempt;
 mod leftovers;
 mod setup_log;
+mod store_sink;
+mod worker;
 
 pub use attempt::{
     AttemptEnd, AttemptPlan, AttemptResources, AttemptRun, DEFAULT_SNAPSHOT_CACHE_BYTES, Stop,
     run_one_attempt,
 };
+pub use store_sink::{StopSignal, StoreSink};
+pub use worker::{EnvironmentResolver, INTERRUPTED, Worker};

@@ -1,0 +1,212 @@
+//! The worker runtime against a SQLite store, real bubblewrap and the scripted model: attempts
+//! leased, run and stored; two workers racing; a worker killed mid-attempt; a cancel.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{
+    RoutedModel, World, assert_complete_log, kinds, sandbox_available, stalled_model, wait_until,
+    writing_models,
+};
+use errand_protocol::{AttemptState, EventKind};
+use errand_server::Worker;
+use errand_store::{ArtifactKind, Scope};
+use tokio::sync::oneshot;
+
+/// Runs `worker` in a task until the returned sender is used (or dropped).
+fn start(worker: Worker) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        Arc::new(worker)
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+    });
+    (stop, handle)
+}
+
+fn running_count(events: &[errand_protocol::Event]) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::StateChanged { state: AttemptState::Running, .. }))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_runs_every_attempt_of_a_task_and_stores_its_results() {
+    if !sandbox_available() {
+        return;
+    }
+    let world = World::new().await;
+    let (first, after) = writing_models(3).await;
+    let model = Arc::new(RoutedModel::new(&first, &after));
+    let (_task, attempts) = world.task(3).await;
+    let (stop, handle) = start(world.worker("worker-a", model, 2));
+
+    for &attempt in &attempts {
+        wait_until("every attempt to finish", || async {
+            let a = world.store.get_attempt(Scope::System, attempt).await.unwrap();
+            a.state.is_terminal()
+        })
+        .await;
+    }
+    for &attempt in &attempts {
+        let stored = world.store.get_attempt(Scope::System, attempt).await.unwrap();
+        let events = world.events(attempt).await;
+        assert_eq!(stored.state, AttemptState::Succeeded, "{:?} {:?}", stored, kinds(&events));
+        assert_complete_log(&events);
+        assert_eq!(stored.last_seq, events.len() as u64);
+        let kinds = kinds(&events);
+        for kind in ["sandbox_ready", "command_finished", "diff_ready", "report_ready"] {
+            assert!(kinds.iter().any(|k| k == kind), "{kind} missing: {kinds:?}");
+        }
+        let diff = world.store.get_artifact(Scope::System, attempt, ArtifactKind::Diff).await;
+        let diff = diff.unwrap().expect("a diff artifact");
+        assert!(diff.contains("+++ b/result.txt") && diff.contains("+done"), "{diff}");
+        let report = world.store.get_artifact(Scope::System, attempt, ArtifactKind::Report).await;
+        let report: serde_json::Value = serde_json::from_str(&report.unwrap().unwrap()).unwrap();
+        assert_eq!(report["title"], "Write result.txt", "{report}");
+        assert!(!world.attempt_dir(attempt).exists(), "the sandbox is removed");
+    }
+    first.verify().unwrap();
+    after.verify().unwrap();
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_racing_never_run_an_attempt_twice() {
+    if !sandbox_available() {
+        return;
+    }
+    let world = World::new().await;
+    let (first, after) = writing_models(4).await;
+    let model = Arc::new(RoutedModel::new(&first, &after));
+    let (_task, attempts) = world.task(4).await;
+    let (stop_a, a) = start(world.worker("worker-a", model.clone(), 2));
+    let (stop_b, b) = start(world.worker("worker-b", model, 2));
+
+    for &attempt in &attempts {
+        wait_until("every attempt to finish", || async {
+            let a = world.store.get_attempt(Scope::System, attempt).await.unwrap();
+            a.state.is_terminal()
+        })
+        .await;
+    }
+    for &attempt in &attempts {
+        let stored = world.store.get_attempt(Scope::System, attempt).await.unwrap();
+        let events = world.events(attempt).await;
+        assert_eq!(stored.state, AttemptState::Succeeded, "{:?}", kinds(&events));
+        assert_complete_log(&events);
+        assert_eq!(running_count(&events), 1, "ran once: {:?}", kinds(&events));
+        let sandboxes = events.iter().filter(|e| matches!(e.kind, EventKind::SandboxReady { .. }));
+        assert_eq!(sandboxes.count(), 1, "{:?}", kinds(&events));
+    }
+    // Exactly two model turns per attempt: no attempt's agent ran twice.
+    first.verify().unwrap();
+    after.verify().unwrap();
+    assert_eq!(first.requests().len() + after.requests().len(), 8);
+    stop_a.send(()).unwrap();
+    stop_b.send(()).unwrap();
+    a.await.unwrap();
+    b.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_workers_attempt_is_recovered_as_interrupted_and_its_leftovers_removed() {
+    if !sandbox_available() {
+        return;
+    }
+    let world = World::new().await;
+    let stalled = stalled_model().await;
+    let model = Arc::new(RoutedModel::new(&stalled, &stalled));
+    let (_task, attempts) = world.task(1).await;
+    let attempt = attempts[0];
+    let (_stop, handle) = start(world.worker("worker-killed", model.clone(), 1));
+    wait_until("the agent to wait on the model", || async { !stalled.requests().is_empty() }).await;
+    let before = world.events(attempt).await;
+    assert_eq!(running_count(&before), 1, "{:?}", kinds(&before));
+
+    // Killed: the worker's future is dropped with its attempt's, nothing runs its cleanup.
+    handle.abort();
+    assert!(handle.await.unwrap_err().is_cancelled());
+    let leftover = world.attempt_dir(attempt);
+    assert!(leftover.exists(), "a killed worker leaves its sandbox directory");
+
+    // Once the lease has expired, recovery fails the attempt, keeping what was recorded.
+    wait_until("the lease to expire and be recovered", || async {
+        world.store.recover_expired(errand_store::now_ms()).await.unwrap();
+        let stored = world.store.get_attempt(Scope::System, attempt).await.unwrap();
+        stored.state.is_terminal()
+    })
+    .await;
+    let stored = world.store.get_attempt(Scope::System, attempt).await.unwrap();
+    assert_eq!(stored.state, AttemptState::Failed);
+    assert_eq!(stored.reason.as_deref(), Some(errand_server::INTERRUPTED));
+    let after = world.events(attempt).await;
+    assert_complete_log(&after);
+    assert_eq!(after[..before.len()], before[..], "every earlier event is kept");
+
+    // The next worker on this machine removes the leftover directory.
+    let (stop, handle) = start(world.worker("worker-next", model, 1));
+    wait_until("the leftover to be removed", || async { !leftover.exists() }).await;
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_request_stops_a_running_attempt_as_cancelled() {
+    if !sandbox_available() {
+        return;
+    }
+    let world = World::new().await;
+    let stalled = stalled_model().await;
+    let model = Arc::new(RoutedModel::new(&stalled, &stalled));
+    let (_task, attempts) = world.task(1).await;
+    let attempt = attempts[0];
+    let (stop, handle) = start(world.worker("worker-c", model, 1));
+    wait_until("the agent to wait on the model", || async { !stalled.requests().is_empty() }).await;
+
+    let now = world.store.request_cancel(Scope::System, attempt, "changed my mind").await.unwrap();
+    assert!(now.cancel_requested, "{now:?}");
+    wait_until("the attempt to stop", || async {
+        let stored = world.store.get_attempt(Scope::System, attempt).await.unwrap();
+        stored.state.is_terminal()
+    })
+    .await;
+    let stored = world.store.get_attempt(Scope::System, attempt).await.unwrap();
+    assert_eq!(stored.state, AttemptState::Cancelled);
+    let events = world.events(attempt).await;
+    assert_complete_log(&events);
+    assert_eq!(running_count(&events), 1, "{:?}", kinds(&events));
+    assert!(!world.attempt_dir(attempt).exists(), "the sandbox is removed");
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_then_interrupts_what_is_still_running() {
+    if !sandbox_available() {
+        return;
+    }
+    let world = World::new().await;
+    let stalled = stalled_model().await;
+    let model = Arc::new(RoutedModel::new(&stalled, &stalled));
+    let (_task, attempts) = world.task(1).await;
+    let attempt = attempts[0];
+    let mut worker = world.worker("worker-d", model, 1);
+    worker.drain_timeout = std::time::Duration::from_millis(200);
+    let (stop, handle) = start(worker);
+    wait_until("the agent to wait on the model", || async { !stalled.requests().is_empty() }).await;
+
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+    let stored = world.store.get_attempt(Scope::System, attempt).await.unwrap();
+    assert_eq!(stored.state, AttemptState::Failed);
+    assert_eq!(stored.reason.as_deref(), Some(errand_server::INTERRUPTED));
+    assert_complete_log(&world.events(attempt).await);
+    assert!(!world.attempt_dir(attempt).exists(), "the sandbox is removed");
+}
