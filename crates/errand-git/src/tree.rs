@@ -131,7 +131,11 @@ async fn write_tree_in(
     let mut reader = ObjectReader::start(checkout)?;
 
     let read_base = async {
-        let mut edit = TreeEdit::load(&mut reader, &format!("{base}^{{tree}}")).await?;
+        let root = reader
+            .read(&format!("{base}^{{tree}}"))
+            .await?
+            .ok_or_else(|| GitError::NoSuchCommit(base.to_string()))?;
+        let mut edit = TreeEdit::load(&mut reader, &root.id).await?;
         // Which added files the base tracks (those are never ignored), asked before any edit.
         let mut in_base = HashMap::new();
         for change in changes {
