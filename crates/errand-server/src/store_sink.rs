@@ -8,6 +8,7 @@
 //! nothing more (an event after a refused one would leave a hole in what the user sees).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use errand_agent::EventSink;
 use errand_protocol::{AttemptId, Event, EventKind};
@@ -69,11 +70,19 @@ pub struct StoreSink {
     attempt: AttemptId,
     stop: StopSignal,
     refused: Option<String>,
+    ending: Arc<AtomicBool>,
 }
 
 impl StoreSink {
     pub fn new(store: Arc<dyn Store>, attempt: AttemptId, stop: StopSignal) -> Self {
-        Self { store, attempt, stop, refused: None }
+        Self { store, attempt, stop, refused: None, ending: Arc::new(AtomicBool::new(false)) }
+    }
+
+    /// Becomes true when the attempt starts recording its own terminal state (set before the
+    /// append, so it is never late): from then on the store dropping the lease is the attempt
+    /// finishing, not the attempt being taken away.
+    pub fn ending(&self) -> Arc<AtomicBool> {
+        self.ending.clone()
     }
 
     /// Why the store refused an event, once it has.
@@ -88,6 +97,9 @@ impl EventSink for StoreSink {
     /// (seq 0: it exists nowhere else).
     async fn record(&mut self, kind: EventKind) -> Event {
         if self.refused.is_none() {
+            if matches!(&kind, EventKind::StateChanged { state, .. } if state.is_terminal()) {
+                self.ending.store(true, Ordering::SeqCst);
+            }
             match self.store.append_event(self.attempt, &kind).await {
                 Ok(event) => return event,
                 Err(error) => {

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use errand_agent::{AgentConfig, EventSink, Model};
@@ -190,19 +191,22 @@ impl Worker {
 
     /// One leased attempt, with its heartbeat, to the end.
     async fn run_leased(self: Arc<Self>, attempt: Attempt, task: Task, stop: StopSignal) {
-        let work = self.work(&attempt, &task, &stop);
+        let sink = StoreSink::new(self.store.clone(), attempt.id, stop.clone());
+        let ending = sink.ending();
+        let work = self.work(&attempt, &task, sink, &stop);
         let mut work = std::pin::pin!(work);
         tokio::select! {
             biased;
             () = &mut work => {}
-            () = self.heartbeat(attempt.id, &stop) => work.await,
+            () = self.heartbeat(attempt.id, &stop, &ending) => work.await,
         }
     }
 
-    /// Renews the lease until it is lost (then returns, having raised a stop if the attempt
-    /// is not finishing on its own). A cancel request raises [`Stop::Cancel`] and heartbeats
-    /// go on, so the lease holds while the attempt cleans up.
-    async fn heartbeat(&self, attempt: AttemptId, stop: &StopSignal) {
+    /// Renews the lease until it is lost, then returns, having raised [`Stop::Abandon`] unless
+    /// the attempt is recording its own end (a terminal state drops the lease). A cancel request
+    /// raises [`Stop::Cancel`] and heartbeats go on, so the lease holds while the attempt cleans
+    /// up.
+    async fn heartbeat(&self, attempt: AttemptId, stop: &StopSignal, ending: &AtomicBool) {
         let mut every = tokio::time::interval(self.lease_ttl / 3);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -214,9 +218,7 @@ impl Worker {
                     }
                 }
                 Err(e) if e.is_lease_lost() => {
-                    // A terminal state drops the lease: then the attempt is just finishing.
-                    let stored = self.store.get_attempt(Scope::System, attempt).await;
-                    if !matches!(stored, Ok(a) if a.state.is_terminal()) {
+                    if !ending.load(Ordering::SeqCst) {
                         stop.raise(Stop::Abandon(format!("the worker lost the lease: {e}")));
                     }
                     return;
@@ -227,8 +229,7 @@ impl Worker {
         }
     }
 
-    async fn work(&self, attempt: &Attempt, task: &Task, stop: &StopSignal) {
-        let mut sink = StoreSink::new(self.store.clone(), attempt.id, stop.clone());
+    async fn work(&self, attempt: &Attempt, task: &Task, mut sink: StoreSink, stop: &StopSignal) {
         let ready = async {
             let commit = self.base_commit(task).await?;
             let environment = match (task.environment_id, &self.environments) {

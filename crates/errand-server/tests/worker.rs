@@ -210,3 +210,32 @@ async fn shutdown_drains_then_interrupts_what_is_still_running() {
     assert_complete_log(&world.events(attempt).await);
     assert!(!world.attempt_dir(attempt).exists(), "the sandbox is removed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_whose_attempt_was_taken_back_stops_it_and_records_nothing_more() {
+    if !sandbox_available() {
+        return;
+    }
+    let world = World::new().await;
+    let stalled = stalled_model().await;
+    let model = Arc::new(RoutedModel::new(&stalled, &stalled));
+    let (_task, attempts) = world.task(1).await;
+    let attempt = attempts[0];
+    let (stop, handle) = start(world.worker("worker-slow", model, 1));
+    wait_until("the agent to wait on the model", || async { !stalled.requests().is_empty() }).await;
+
+    // As if the worker had missed its heartbeats: recovery (by anyone) takes the attempt back.
+    let later = errand_store::now_ms() + 3_600_000;
+    let recovered = world.store.recover_expired(later).await.unwrap();
+    assert_eq!(recovered.len(), 1, "{recovered:?}");
+    let recorded = world.events(attempt).await;
+    assert_complete_log(&recorded);
+
+    // Its next heartbeat tells the worker, which stops the attempt and removes its sandbox.
+    wait_until("the worker to let go", || async { !world.attempt_dir(attempt).exists() }).await;
+    assert_eq!(world.events(attempt).await, recorded, "nothing appended after recovery");
+    let stored = world.store.get_attempt(Scope::System, attempt).await.unwrap();
+    assert_eq!(stored.reason.as_deref(), Some(errand_server::INTERRUPTED));
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+}
