@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::{CALC, git, make_repo, sandbox_available, scratch};
+use common::{CALC, both, git, json_lines, make_repo, sandbox_available, scratch};
 use errand_testkit::{Script, ScriptedModel};
 
 async fn run_errand(root: &Path, repo: &Path, model: &ScriptedModel, args: &[&str]) -> Output {
@@ -452,6 +452,25 @@ async fn exec_fixes_a_failing_test_over_anthropic_messages() {
     assert_eq!(result["report"]["checks"][0]["passed"], true);
 }
 
+/// What `errand exec --json` printed for one run on a fresh repository.
+struct JsonRun {
+    _root: tempfile::TempDir,
+    model: ScriptedModel,
+    out: Output,
+    lines: Vec<serde_json::Value>,
+}
+
+/// `errand exec --json PROMPT` in a fresh copy of the test repository, against `script`, with
+/// extra environment variables.
+async fn exec_json(script: &str, env: &[(&str, &str)], prompt: &str) -> JsonRun {
+    let root = scratch();
+    let repo = make_repo(root.path());
+    let model = ScriptedModel::start(Script::from_toml(script).unwrap()).await.unwrap();
+    let out = run_errand_with(root.path(), &repo, &model, &["exec", "--json", prompt], env).await;
+    let lines = json_lines(&out);
+    JsonRun { _root: root, model, out, lines }
+}
+
 /// A long run through the real binary: with a small context window, the conversation is
 /// compacted before it reaches the endpoint's limit, and the next request carries the model's
 /// summary, the task and the AGENTS.md chain but not the summarised turn.
@@ -486,20 +505,14 @@ async fn a_long_run_is_compacted_before_the_context_window_fills() {
     if !sandbox_available() {
         return;
     }
-    let root = scratch();
-    let repo = make_repo(root.path());
-    let model = ScriptedModel::start(Script::from_toml(COMPACT_SCRIPT).unwrap()).await.unwrap();
     let env = [("ERRAND_MODEL_CONTEXT_WINDOW", "1000")];
-    let args = ["exec", "--json", "fix the failing test"];
-    let out = run_errand_with(root.path(), &repo, &model, &args, &env).await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let JsonRun { model, out, lines, .. } =
+        exec_json(COMPACT_SCRIPT, &env, "fix the failing test").await;
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
     model.verify().unwrap();
-    let lines: Vec<serde_json::Value> =
-        stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let compacted: Vec<&serde_json::Value> =
         lines.iter().filter(|e| e["type"] == "context_compacted").collect();
-    assert_eq!(compacted.len(), 1, "{stdout}");
+    assert_eq!(compacted.len(), 1, "{}", both(&out));
     assert_eq!(compacted[0]["trigger"], "auto");
     assert_eq!(compacted[0]["turns_summarized"], 1);
     assert!(compacted[0]["summary"].as_str().unwrap().starts_with("Progress: read test_calc.py"));
@@ -542,17 +555,11 @@ async fn a_token_budget_stops_the_attempt_at_the_turn_that_crosses_it() {
     if !sandbox_available() {
         return;
     }
-    let root = scratch();
-    let repo = make_repo(root.path());
-    let model = ScriptedModel::start(Script::from_toml(BUDGET_SCRIPT).unwrap()).await.unwrap();
     let env = [("ERRAND_TOKEN_BUDGET", "1000")];
-    let args = ["exec", "--json", "fix the failing test"];
-    let out = run_errand_with(root.path(), &repo, &model, &args, &env).await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let JsonRun { model, out, lines, .. } =
+        exec_json(BUDGET_SCRIPT, &env, "fix the failing test").await;
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
     assert_eq!(model.requests().len(), 2, "no request after the budget ran out");
-    let lines: Vec<serde_json::Value> =
-        stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let limit = lines.iter().find(|e| e["type"] == "limit_reached").expect("a limit_reached event");
     assert_eq!(limit["limit"], "token_budget");
     let commands: Vec<&serde_json::Value> =
@@ -586,17 +593,10 @@ async fn configured_sandbox_limits_apply_and_a_hit_is_reported() {
     if !sandbox_available() {
         return;
     }
-    let root = scratch();
-    let repo = make_repo(root.path());
-    let model = ScriptedModel::start(Script::from_toml(MEMORY_SCRIPT).unwrap()).await.unwrap();
     let env = [("ERRAND_SANDBOX_MEMORY_MB", "256"), ("ERRAND_SANDBOX_PIDS", "100")];
-    let args = ["exec", "--json", "allocate a lot"];
-    let out = run_errand_with(root.path(), &repo, &model, &args, &env).await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let JsonRun { model, out, lines, .. } = exec_json(MEMORY_SCRIPT, &env, "allocate a lot").await;
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
     model.verify().unwrap();
-    let lines: Vec<serde_json::Value> =
-        stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let ready = lines.iter().find(|e| e["type"] == "sandbox_ready").unwrap();
     let isolation = ready["isolation"].to_string();
     assert!(isolation.contains("pids 100"), "{isolation}");
@@ -605,5 +605,10 @@ async fn configured_sandbox_limits_apply_and_a_hit_is_reported() {
     assert_ne!(finished["exit_code"], 0, "{finished}");
     let limit = lines.iter().find(|e| e["type"] == "limit_reached").expect("a limit_reached event");
     assert_eq!(limit["limit"], "memory", "{limit}");
-    assert!(!stdout.contains("allocated\\n"), "the allocation must not succeed");
+    let printed = lines.iter().filter(|e| e["type"] == "command_output");
+    assert!(
+        printed.clone().all(|e| !e["text"].as_str().unwrap().contains("allocated")),
+        "the allocation must not succeed: {:?}",
+        printed.collect::<Vec<_>>()
+    );
 }
