@@ -3,70 +3,26 @@
 
 use std::time::Duration;
 
-use errand_model::{
-    Item, ModelClient, ModelConfig, ModelError, ModelProgress, ModelRequest, ModelTurn, Provider,
-    Role, ToolSpec,
-};
-use errand_protocol::TokenUsage;
-use errand_testkit::{Script, ScriptedModel};
-use serde_json::{Value, json};
+#[allow(dead_code, reason = "each test binary uses part of the shared helpers")]
+mod common;
 
-async fn serve(script: &str) -> ScriptedModel {
-    ScriptedModel::start(Script::from_toml(script).unwrap()).await.unwrap()
-}
+use common::{PATCH, request, run, serve};
+use errand_model::{Item, ModelClient, ModelConfig, ModelError, ModelProgress, Provider, Role};
+use errand_protocol::TokenUsage;
+use errand_testkit::ScriptedModel;
+use serde_json::{Value, json};
 
 fn config(server: &ScriptedModel, max_retries: u32) -> ModelConfig {
     ModelConfig {
-        base_url: server.base_url(),
         model: "claude-test".into(),
         api_key: Some("sk-ant-test".into()),
-        max_retries,
-        retry_base_delay: Duration::from_millis(1),
-        idle_timeout: Duration::from_secs(10),
         reasoning_effort: Some("low".into()),
-        provider: Provider::Anthropic,
-        max_output_tokens: None,
+        ..common::config(server.base_url(), Provider::Anthropic, max_retries)
     }
 }
 
 fn client(server: &ScriptedModel, max_retries: u32) -> ModelClient {
     ModelClient::new(config(server, max_retries)).unwrap()
-}
-
-const PATCH: &str = "*** Begin Patch\n*** Update File: a.rs\n@@\n-x\n+y\n*** End Patch\n";
-
-fn request(input: Vec<Item>) -> ModelRequest {
-    let mut all = vec![
-        Item::Message { role: Role::Developer, text: "AGENTS.md: run tests".into() },
-        Item::Message { role: Role::User, text: "fix the test".into() },
-    ];
-    all.extend(input);
-    ModelRequest {
-        instructions: "You are Errand.".into(),
-        input: all,
-        tools: vec![
-            ToolSpec::Function {
-                name: "shell".into(),
-                description: "Runs a command.".into(),
-                parameters: json!({"type": "object", "properties": {"command": {"type": "array"}}}),
-            },
-            ToolSpec::Freeform {
-                name: "apply_patch".into(),
-                description: "Applies a patch.".into(),
-                format: None,
-            },
-        ],
-        parallel_tool_calls: true,
-    }
-}
-
-async fn run(
-    client: &ModelClient,
-    request: &ModelRequest,
-) -> (Result<ModelTurn, ModelError>, Vec<ModelProgress>) {
-    let mut seen = Vec::new();
-    let result = client.turn(request, &mut |p| seen.push(p)).await;
-    (result, seen)
 }
 
 fn retries(seen: &[ModelProgress]) -> Vec<String> {

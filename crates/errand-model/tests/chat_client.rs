@@ -1,69 +1,18 @@
 //! The Chat Completions client against the scripted model server: request translation, chunk
 //! assembly, freeform tools as functions, usage, retries and the errors a user sees.
 
-use std::time::Duration;
+#[allow(dead_code, reason = "each test binary uses part of the shared helpers")]
+mod common;
 
-use errand_model::{
-    Item, ModelClient, ModelConfig, ModelError, ModelProgress, ModelRequest, ModelTurn, Provider,
-    Role, ToolSpec,
-};
+use common::{PATCH, request, run, serve};
+use errand_model::{Item, ModelClient, ModelConfig, ModelError, ModelProgress, Provider, Role};
 use errand_protocol::TokenUsage;
-use errand_testkit::{Script, ScriptedModel};
+use errand_testkit::ScriptedModel;
 use serde_json::{Value, json};
 
-async fn serve(script: &str) -> ScriptedModel {
-    ScriptedModel::start(Script::from_toml(script).unwrap()).await.unwrap()
-}
-
 fn client(server: &ScriptedModel, max_retries: u32) -> ModelClient {
-    ModelClient::new(ModelConfig {
-        base_url: server.base_url(),
-        model: "test-model".into(),
-        api_key: None,
-        max_retries,
-        retry_base_delay: Duration::from_millis(1),
-        idle_timeout: Duration::from_secs(10),
-        reasoning_effort: None,
-        provider: Provider::ChatCompletions,
-        max_output_tokens: None,
-    })
-    .unwrap()
-}
-
-const PATCH: &str = "*** Begin Patch\n*** Update File: a.rs\n@@\n-x\n+y\n*** End Patch\n";
-
-fn request(input: Vec<Item>) -> ModelRequest {
-    let mut all = vec![
-        Item::Message { role: Role::Developer, text: "AGENTS.md: run tests".into() },
-        Item::Message { role: Role::User, text: "fix the test".into() },
-    ];
-    all.extend(input);
-    ModelRequest {
-        instructions: "You are Errand.".into(),
-        input: all,
-        tools: vec![
-            ToolSpec::Function {
-                name: "shell".into(),
-                description: "Runs a command.".into(),
-                parameters: json!({"type": "object", "properties": {"command": {"type": "array"}}}),
-            },
-            ToolSpec::Freeform {
-                name: "apply_patch".into(),
-                description: "Applies a patch.".into(),
-                format: None,
-            },
-        ],
-        parallel_tool_calls: true,
-    }
-}
-
-async fn run(
-    client: &ModelClient,
-    request: &ModelRequest,
-) -> (Result<ModelTurn, ModelError>, Vec<ModelProgress>) {
-    let mut seen = Vec::new();
-    let result = client.turn(request, &mut |p| seen.push(p)).await;
-    (result, seen)
+    let config = common::config(server.base_url(), Provider::ChatCompletions, max_retries);
+    ModelClient::new(ModelConfig { api_key: None, ..config }).unwrap()
 }
 
 #[tokio::test]

@@ -3,30 +3,20 @@
 
 use std::time::Duration;
 
+#[allow(dead_code, reason = "each test binary uses part of the shared helpers")]
+mod common;
+
+use common::{run, serve};
 use errand_model::{
-    FreeformFormat, Item, ModelClient, ModelConfig, ModelError, ModelProgress, ModelRequest,
-    ModelTurn, Role, ToolSpec,
+    FreeformFormat, Item, ModelClient, ModelConfig, ModelError, ModelProgress, ModelRequest, Role,
+    ToolSpec,
 };
 use errand_protocol::TokenUsage;
-use errand_testkit::{Script, ScriptedModel};
+use errand_testkit::ScriptedModel;
 use serde_json::json;
 
-async fn serve(script: &str) -> ScriptedModel {
-    ScriptedModel::start(Script::from_toml(script).unwrap()).await.unwrap()
-}
-
 fn config(base_url: String, max_retries: u32) -> ModelConfig {
-    ModelConfig {
-        base_url,
-        model: "test-model".into(),
-        api_key: Some("sk-test".into()),
-        max_retries,
-        retry_base_delay: Duration::from_millis(1),
-        idle_timeout: Duration::from_secs(10),
-        reasoning_effort: None,
-        provider: errand_model::Provider::Responses,
-        max_output_tokens: None,
-    }
+    common::config(base_url, errand_model::Provider::Responses, max_retries)
 }
 
 fn client(server: &ScriptedModel, max_retries: u32) -> ModelClient {
@@ -57,16 +47,6 @@ fn request() -> ModelRequest {
         ],
         parallel_tool_calls: false,
     }
-}
-
-/// Runs a turn, collecting progress.
-async fn run(
-    client: &ModelClient,
-    request: &ModelRequest,
-) -> (Result<ModelTurn, ModelError>, Vec<ModelProgress>) {
-    let mut seen = Vec::new();
-    let result = client.turn(request, &mut |p| seen.push(p)).await;
-    (result, seen)
 }
 
 fn retries(seen: &[ModelProgress]) -> Vec<(u32, String)> {
