@@ -11,10 +11,11 @@
 //! The summary request is the ordinary conversation with one more user message, under the same
 //! instructions and tools, so the provider's prompt cache covers everything but that message.
 
-use errand_model::{Item, ModelError, ModelProgress, ModelRequest, Role, ToolSpec};
-use errand_protocol::{EventKind, PlanItem, PlanStatus, TokenUsage};
+use errand_model::{Item, ModelError, ModelRequest, Role, ToolSpec};
+use errand_protocol::{PlanItem, PlanStatus, TokenUsage};
 
-use crate::model::Model;
+use crate::events::EventSink;
+use crate::model::{Model, turn_recording_retries};
 use crate::truncate::truncate_for_model;
 
 /// What the model is asked when its conversation is compacted.
@@ -156,11 +157,11 @@ impl std::fmt::Display for CompactError {
 }
 
 /// Asks the model for a summary of the turns before the kept ones and builds the new
-/// conversation. Retries the model reports go to `retries` (as `model_retry` events). When the
-/// summary request itself is too long, the oldest turns are left out of it one by one.
+/// conversation. Retries of the summary request are recorded in `sink` as they happen. When
+/// the summary request itself is too long, the oldest turns are left out of it one by one.
 pub(crate) async fn compact(
     request: CompactRequest<'_>,
-    retries: &mut Vec<EventKind>,
+    sink: &mut dyn EventSink,
 ) -> Result<Compacted, CompactError> {
     let CompactRequest {
         model,
@@ -193,18 +194,7 @@ pub(crate) async fn compact(
             tools: tools.to_vec(),
             parallel_tool_calls: false,
         };
-        let result = model
-            .turn(&request, &mut |progress| {
-                if let ModelProgress::Retrying { attempt, delay, error } = progress {
-                    retries.push(EventKind::ModelRetry {
-                        attempt,
-                        delay_ms: delay.as_millis() as u64,
-                        error,
-                    });
-                }
-            })
-            .await;
-        match result {
+        match turn_recording_retries(model, &request, sink).await {
             Ok(turn) => {
                 let text = turn
                     .items

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use errand_model::{Item, ModelError, ModelProgress, ModelRequest, Role, ToolSpec};
+use errand_model::{Item, ModelError, ModelRequest, Role, ToolSpec};
 use errand_protocol::{
     AttemptOutcome, AttemptState, EventKind, PlanItem, Prices, Report, TokenUsage,
 };
@@ -15,7 +15,7 @@ use crate::compact::{
 };
 use crate::events::EventSink;
 use crate::instructions::load_chain;
-use crate::model::Model;
+use crate::model::{Model, turn_recording_retries};
 use crate::output::OutputRecorder;
 use crate::prompt::{context_message, system_prompt};
 use crate::report::{CommandRecord, build_report};
@@ -309,6 +309,7 @@ async fn agent_loop(
     let tool_specs = tools::specs(config.patch_tool);
     let fixed_tokens = estimate_fixed(&instructions, &tool_specs);
     let ctx = ToolContext { spec, sandbox, config };
+    let compaction = Compaction { model, instructions: &instructions, tools: &tool_specs };
 
     loop {
         if state.turns >= config.max_turns {
@@ -327,7 +328,6 @@ async fn agent_loop(
         if let Some(limit) = config.auto_compact_limit()
             && state.conversation_tokens(fixed_tokens) >= limit
         {
-            let compaction = Compaction { model, instructions: &instructions, tools: &tool_specs };
             match compaction.run(state, config, sink, "auto", fixed_tokens).await {
                 Ok(()) => {}
                 // Nothing old enough to summarise, or the model would not: carry on, and let
@@ -347,30 +347,10 @@ async fn agent_loop(
                 tools: tool_specs.clone(),
                 parallel_tool_calls: true,
             };
-            // Retries are recorded as they happen, so a person following the log sees why a
-            // turn is slow while it still is.
-            let (tx, mut rx) = mpsc::unbounded_channel::<EventKind>();
-            let call = async move {
-                let mut progress = move |progress| {
-                    if let ModelProgress::Retrying { attempt, delay, error } = progress {
-                        let delay_ms = delay.as_millis() as u64;
-                        let _ = tx.send(EventKind::ModelRetry { attempt, delay_ms, error });
-                    }
-                };
-                model.turn(&request, &mut progress).await
-            };
-            let record = async {
-                while let Some(kind) = rx.recv().await {
-                    sink.record(kind).await;
-                }
-            };
-            let (result, ()) = tokio::join!(call, record);
-            match result {
+            match turn_recording_retries(model, &request, sink).await {
                 Ok(response) => break response,
                 Err(ModelError::ContextLengthExceeded { .. }) if !compacted_for_overflow => {
                     compacted_for_overflow = true;
-                    let compaction =
-                        Compaction { model, instructions: &instructions, tools: &tool_specs };
                     match compaction
                         .run(state, config, sink, "context_length_exceeded", fixed_tokens)
                         .await
@@ -522,7 +502,6 @@ impl Compaction<'_> {
         fixed_tokens: u64,
     ) -> Result<(), CompactFailure> {
         let tokens_before = state.conversation_tokens(fixed_tokens);
-        let mut retries = Vec::new();
         let result = compact(
             CompactRequest {
                 model: self.model,
@@ -535,12 +514,9 @@ impl Compaction<'_> {
                 keep_budget: config.keep_budget().min(tokens_before / 4),
                 plan: &state.plan,
             },
-            &mut retries,
+            sink,
         )
         .await;
-        for retry in retries {
-            sink.record(retry).await;
-        }
         let compacted = result.map_err(CompactFailure::Compact)?;
         state.account(&compacted.usage, config.prices);
         state.input = compacted.items;
