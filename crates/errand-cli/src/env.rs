@@ -32,6 +32,7 @@ use crate::config::Config;
 mod document;
 mod shell;
 
+pub(crate) use document::spec_from_toml;
 use document::{read_file, redacted, resolve, stored_object};
 
 /// What `show`, `list` and `--json` print instead of a secret's value.

@@ -202,28 +202,7 @@ fn parse_environment(
     text: &str,
     host_env: &dyn Fn(&str) -> Option<String>,
 ) -> anyhow::Result<EnvironmentSpec> {
-    let mut table: toml::Table = toml::from_str(text)?;
-    if let Some(secrets) = table.get_mut("secrets").and_then(toml::Value::as_table_mut) {
-        for (name, value) in secrets.iter_mut() {
-            let Some(reference) = value.as_table() else { continue };
-            let variable = match (
-                reference.get("env").and_then(toml::Value::as_str),
-                reference.len(),
-            ) {
-                (Some(variable), 1) => variable.to_string(),
-                _ => anyhow::bail!(
-                    "secrets.{name}: write a value, or {{ env = \"VARIABLE\" }} to read it from the environment"
-                ),
-            };
-            let resolved = host_env(&variable).with_context(|| {
-                format!("secrets.{name}: the environment variable {variable} is not set")
-            })?;
-            *value = toml::Value::String(resolved);
-        }
-    }
-    let spec: EnvironmentSpec = table.try_into()?;
-    spec.validate()?;
-    Ok(spec)
+    crate::env::spec_from_toml("file", text, host_env)
 }
 
 #[cfg(test)]
@@ -249,7 +228,12 @@ PLAIN = "inline-value"
         assert_eq!(spec.snapshot_ttl.as_secs(), 6 * 3600);
 
         let missing = parse_environment(text, &|_| None).unwrap_err();
-        assert!(format!("{missing:#}").contains("HOST_NPM_TOKEN is not set"), "{missing:#}");
+        assert!(
+            format!("{missing:#}").contains(
+                "secrets.NPM_TOKEN is read from the variable HOST_NPM_TOKEN, which is not set"
+            ),
+            "{missing:#}"
+        );
         let unknown = parse_environment("setup_scrpit = \"x\"", &|_| None).unwrap_err();
         assert!(format!("{unknown:#}").contains("setup_scrpit"), "{unknown:#}");
         let bad = parse_environment("[secrets]\nT = { file = \"x\" }", &|_| None).unwrap_err();

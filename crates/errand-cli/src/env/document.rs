@@ -81,6 +81,17 @@ pub(super) fn stored_object(config_json: &str) -> anyhow::Result<Map<String, Val
     }
 }
 
+/// The environment an environment file describes, `{ env = "VARIABLE" }` secrets resolved through
+/// `host_env`: the stored form of the file, resolved as a stored environment is, so a file and a
+/// stored environment are checked and resolved by the same code.
+pub(crate) fn spec_from_toml(
+    name: &str,
+    text: &str,
+    host_env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<EnvironmentSpec> {
+    resolve(name, &document_from_toml(text)?, host_env)
+}
+
 /// The environment a stored configuration describes, references resolved through `host_env`.
 pub(super) fn resolve(
     name: &str,
