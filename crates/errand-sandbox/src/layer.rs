@@ -167,7 +167,12 @@ impl AttemptLayout {
                 "attempt id `{attempt}` is not usable as a directory name (letters, digits, `-`, `_`, `.`)"
             )));
         }
-        Ok(AttemptLayout { root: data_dir.join("attempts").join(attempt) })
+        Ok(AttemptLayout { root: Self::all(data_dir).join(attempt) })
+    }
+
+    /// The directory that holds every attempt's directory.
+    pub fn all(data_dir: &Path) -> PathBuf {
+        data_dir.join("attempts")
     }
 
     pub fn root(&self) -> &Path {

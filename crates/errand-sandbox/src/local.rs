@@ -284,6 +284,48 @@ impl LocalSandbox {
         self.env = vars.into_iter().collect();
     }
 
+    /// The names of the attempts that have a sandbox directory under `config.data_dir`: after a
+    /// crash, what the dead process left (its processes died with it and nothing of it is
+    /// mounted on the host, so the directory is all there is).
+    pub async fn leftovers(config: &LocalSandboxConfig) -> Result<Vec<String>, SandboxError> {
+        let dir = AttemptLayout::all(&config.data_dir);
+        let shown = dir.display().to_string();
+        tokio::task::spawn_blocking(move || match std::fs::read_dir(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            listing => listing
+                .and_then(|entries| {
+                    entries
+                        .map(|entry| entry.map(|e| e.file_name().to_string_lossy().into_owned()))
+                        .collect()
+                })
+                .map_err(|source| SandboxError::Io {
+                    context: format!("cannot list {shown}"),
+                    source,
+                }),
+        })
+        .await
+        .map_err(|e| SandboxError::Setup(format!("listing the attempts stopped: {e}")))?
+    }
+
+    /// Removes what a dead attempt left (see [`LocalSandbox::leftovers`]); `Ok(false)` when
+    /// there was nothing.
+    pub async fn remove_leftover(
+        config: &LocalSandboxConfig,
+        attempt: &str,
+    ) -> Result<bool, SandboxError> {
+        let dir = AttemptLayout::new(&config.data_dir, attempt)?.root().to_path_buf();
+        let shown = dir.display().to_string();
+        tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            removed => removed.map(|()| true).map_err(|source| SandboxError::Io {
+                context: format!("cannot remove {shown}"),
+                source,
+            }),
+        })
+        .await
+        .map_err(|e| SandboxError::Setup(format!("removing a leftover attempt stopped: {e}")))?
+    }
+
     /// The egress proxy's socket on the host, while it runs.
     pub fn egress_socket(&self) -> Option<&Path> {
         self.egress.as_ref().map(AttemptEgress::socket)
