@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use errand_model::{Item, ModelError, ModelProgress, ModelRequest, ModelTurn, Role};
 use errand_protocol::{AttemptState, EventKind, FileChange, FileChangeKind, TokenUsage};
+use errand_sandbox::bench::percentile;
 use errand_sandbox::{
     ExecOutcome, ExecRequest, PatchOutcome, Sandbox, SandboxError, WorkspaceDiff,
 };
@@ -40,7 +41,7 @@ impl Percentiles {
         }
         let mut sorted = samples.to_vec();
         sorted.sort();
-        let rank = |p: usize| sorted[((sorted.len() * p).div_ceil(100)).max(1) - 1];
+        let rank = |p| percentile(&sorted, p);
         Some(Self { p50: rank(50), p90: rank(90), p99: rank(99), max: *sorted.last()? })
     }
 }

@@ -46,15 +46,19 @@ impl Stats {
         }
         let mut sorted = samples.to_vec();
         sorted.sort();
-        let rank = |p: usize| sorted[((sorted.len() * p).div_ceil(100)).max(1) - 1];
         Some(Stats {
             runs: sorted.len(),
-            p50: rank(50),
-            p95: rank(95),
+            p50: percentile(&sorted, 50),
+            p95: percentile(&sorted, 95),
             min: *sorted.first()?,
             max: *sorted.last()?,
         })
     }
+}
+
+/// The nearest-rank `p`th percentile of `sorted` (ascending, not empty).
+pub fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    sorted[((sorted.len() * p).div_ceil(100)).max(1) - 1]
 }
 
 /// The result of [`sandbox_start`].
