@@ -227,6 +227,20 @@ impl Config {
             }
             Ok(())
         }
+        /// `number` for a setting that is unset unless given.
+        fn optional<T: std::str::FromStr>(
+            env: EnvLookup<'_>,
+            key: &str,
+            slot: &mut Option<T>,
+        ) -> anyhow::Result<()> {
+            if let Some(value) = env(key) {
+                let parsed = value
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("{key}={value:?} is not a valid number"))?;
+                *slot = Some(parsed);
+            }
+            Ok(())
+        }
         if let Some(v) = env("ERRAND_MODEL_PROVIDER") {
             self.model.provider = v;
         }
@@ -247,31 +261,15 @@ impl Config {
         }
         number(env, "ERRAND_MODEL_MAX_RETRIES", &mut self.model.max_retries)?;
         number(env, "ERRAND_MODEL_RETRY_BASE_DELAY_MS", &mut self.model.retry_base_delay_ms)?;
-        if env("ERRAND_MODEL_MAX_OUTPUT_TOKENS").is_some() {
-            let mut max = 0u32;
-            number(env, "ERRAND_MODEL_MAX_OUTPUT_TOKENS", &mut max)?;
-            self.model.max_output_tokens = Some(max);
-        }
-        if env("ERRAND_MODEL_CONTEXT_WINDOW").is_some() {
-            let mut window = 0u64;
-            number(env, "ERRAND_MODEL_CONTEXT_WINDOW", &mut window)?;
-            self.model.context_window = Some(window);
-        }
+        optional(env, "ERRAND_MODEL_MAX_OUTPUT_TOKENS", &mut self.model.max_output_tokens)?;
+        optional(env, "ERRAND_MODEL_CONTEXT_WINDOW", &mut self.model.context_window)?;
         number(env, "ERRAND_SANDBOX_UID", &mut self.sandbox.uid)?;
         number(env, "ERRAND_SANDBOX_MEMORY_MB", &mut self.sandbox.memory_mb)?;
         number(env, "ERRAND_SANDBOX_PIDS", &mut self.sandbox.pids)?;
         number(env, "ERRAND_SANDBOX_CPUS", &mut self.sandbox.cpus)?;
         number(env, "ERRAND_MAX_TURNS", &mut self.agent.max_turns)?;
-        if env("ERRAND_TOKEN_BUDGET").is_some() {
-            let mut budget = 0u64;
-            number(env, "ERRAND_TOKEN_BUDGET", &mut budget)?;
-            self.agent.token_budget = Some(budget);
-        }
-        if env("ERRAND_COST_BUDGET_USD").is_some() {
-            let mut budget = 0f64;
-            number(env, "ERRAND_COST_BUDGET_USD", &mut budget)?;
-            self.agent.cost_budget_usd = Some(budget);
-        }
+        optional(env, "ERRAND_TOKEN_BUDGET", &mut self.agent.token_budget)?;
+        optional(env, "ERRAND_COST_BUDGET_USD", &mut self.agent.cost_budget_usd)?;
         number(env, "ERRAND_COMMAND_TIMEOUT_SECS", &mut self.agent.command_timeout_secs)?;
         number(env, "ERRAND_ATTEMPT_TIMEOUT_SECS", &mut self.agent.attempt_timeout_secs)?;
         Ok(())
