@@ -62,6 +62,17 @@ impl HumanRenderer {
             EventKind::TurnStarted { .. }
             | EventKind::TokenUsage { .. }
             | EventKind::ReportReady { .. } => Ok(()),
+            EventKind::FollowupStarted { parent, files, prompt } => {
+                writeln!(
+                    out,
+                    "● follow-up of {parent} ({} changed files carried over)\n» you: {}",
+                    files.len(),
+                    prompt.trim().replace('\n', "\n  ")
+                )
+            }
+            EventKind::UserMessage { text } => {
+                writeln!(out, "» you: {}", text.trim().replace('\n', "\n  "))
+            }
             EventKind::AgentMessage { text } => {
                 writeln!(out, "» {}", text.trim().replace('\n', "\n  "))
             }

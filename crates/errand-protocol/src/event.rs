@@ -44,8 +44,14 @@ pub enum EventKind {
     SandboxReady { backend: String, isolation: Vec<String>, base_commit: String, duration_ms: u64 },
     /// Instructions found in AGENTS.md files and given to the model, nearest last.
     InstructionsLoaded { files: Vec<String>, bytes: u64, truncated: bool },
+    /// A follow-up attempt starts from its parent's final state: the parent's diff was applied
+    /// over the base commit (`files`) and the parent's conversation continues with `prompt`.
+    FollowupStarted { parent: crate::AttemptId, files: Vec<FileChange>, prompt: String },
     /// A model turn began (1-based).
     TurnStarted { turn: u32 },
+    /// A message the user sent to the running attempt, delivered to the model at this turn
+    /// boundary (before the turn's model request).
+    UserMessage { text: String },
     /// Text the agent said to the user.
     AgentMessage { text: String },
     /// A summary of the model's reasoning, when the provider gives one.
