@@ -3,9 +3,10 @@
 //! seq 17. Parsing lives here (pure); checking them against the tree and the log is the agent's.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// What a citation points at. Line numbers are 1-based and inclusive.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CitationTarget {
     Code { path: String, start: u64, end: u64 },
@@ -28,7 +29,7 @@ impl std::fmt::Display for CitationTarget {
 }
 
 /// A citation found in a report, after checking.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Citation {
     /// The text as the model wrote it.
     pub raw: String,
@@ -45,7 +46,7 @@ pub struct Citation {
 }
 
 /// Why a citation does not hold.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "problem", rename_all = "snake_case")]
 pub enum CitationProblem {
     FileMissing,

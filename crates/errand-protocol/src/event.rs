@@ -6,11 +6,12 @@
 //! is the `command_started` event) always resolves to the same bytes.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::report::Report;
 
 /// One entry of an attempt's work log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Event {
     /// Position in the attempt's log, starting at 1, with no gaps.
     pub seq: u64,
@@ -21,7 +22,7 @@ pub struct Event {
 }
 
 /// What happened. Tagged with `type` in JSON, e.g. `{"type":"command_started",...}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
     /// The attempt changed state; `reason` says why when it is not obvious.
@@ -159,7 +160,7 @@ fn is_zero(n: &u32) -> bool {
 }
 
 /// The life of an attempt: `queued → preparing → running → {succeeded, failed, cancelled, timed_out}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AttemptState {
     Queued,
@@ -179,7 +180,7 @@ impl AttemptState {
 }
 
 /// What the egress proxy did with one connection (see [`EventKind::EgressConnection`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EgressDecision {
     Allowed,
@@ -188,14 +189,14 @@ pub enum EgressDecision {
 }
 
 /// How an attempt ended, with the reason a person reads.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AttemptOutcome {
     pub state: AttemptState,
     pub reason: String,
 }
 
 /// Token counts for one turn or a whole attempt.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TokenUsage {
     pub input: u64,
     pub cached_input: u64,
@@ -214,7 +215,7 @@ impl TokenUsage {
 
 /// What a model's tokens cost, in US dollars per million tokens. Reasoning tokens are billed as
 /// output (they are part of `output`), cached input at its own rate.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Prices {
     pub input: f64,
@@ -237,13 +238,13 @@ impl Prices {
 }
 
 /// One step of the agent's plan (the `update_plan` tool's shape).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PlanItem {
     pub step: String,
     pub status: PlanStatus,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PlanStatus {
     Pending,
@@ -252,7 +253,7 @@ pub enum PlanStatus {
 }
 
 /// One file touched by a patch or by the final diff.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct FileChange {
     pub path: String,
     #[serde(flatten)]
@@ -266,7 +267,7 @@ pub struct FileChange {
     pub binary: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "change", rename_all = "snake_case")]
 pub enum FileChangeKind {
     Added,

@@ -2,10 +2,11 @@
 //! and the checks the agent ran with pass/fail taken from recorded exit codes.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::citation::Citation;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Report {
     pub title: String,
     /// Markdown, as the model wrote it, with citations that did not hold flagged in place.
@@ -59,7 +60,7 @@ impl Report {
 }
 
 /// One check the agent ran, judged by its recorded exit code, not by the model's words.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CheckResult {
     pub command: String,
     pub passed: bool,

@@ -132,7 +132,7 @@ fn task_from(row: &DbRow) -> Result<Task> {
         git_ref: row.try_get("git_ref")?,
         base_commit: row.try_get("base_commit")?,
         prompt: row.try_get("prompt")?,
-        mode: crate::TaskMode::parse(row.try_get("mode")?)?,
+        mode: crate::types::parse_mode(row.try_get("mode")?)?,
         attempts: row.try_get::<i64, _>("attempts")? as u32,
         created_at_ms: row.try_get("created_at_ms")?,
     })

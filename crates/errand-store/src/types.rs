@@ -105,30 +105,11 @@ impl NewEnvironmentLog {
 }
 
 /// `code` changes the repository and yields a diff; `ask` only answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TaskMode {
-    Code,
-    Ask,
-}
+pub use errand_protocol::TaskMode;
 
-impl TaskMode {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            TaskMode::Code => "code",
-            TaskMode::Ask => "ask",
-        }
-    }
-
-    pub(crate) fn parse(text: &str) -> Result<Self, StoreError> {
-        match text {
-            "code" => Ok(TaskMode::Code),
-            "ask" => Ok(TaskMode::Ask),
-            other => {
-                Err(StoreError::Backend(format!("unknown task mode `{other}` in the database")))
-            }
-        }
-    }
+pub(crate) fn parse_mode(text: &str) -> Result<TaskMode, StoreError> {
+    text.parse()
+        .map_err(|_| StoreError::Backend(format!("unknown task mode `{text}` in the database")))
 }
 
 /// What [`crate::Store::create_task`] needs.
