@@ -21,6 +21,7 @@ use errand_sandbox::{
 };
 
 use crate::events::MemoryLog;
+use crate::inbox::NoMessages;
 use crate::model::Model;
 use crate::run::{AgentConfig, AttemptSpec, run_attempt};
 
@@ -77,10 +78,13 @@ pub async fn agent_loop(turns: u32) -> Result<LoopBench, String> {
         context_window: Some(u64::MAX / 2),
         ..AgentConfig::default()
     };
-    let spec =
-        AttemptSpec { prompt: "Fix the failing test in src/.".into(), workdir: String::new() };
+    let spec = AttemptSpec {
+        prompt: "Fix the failing test in src/.".into(),
+        workdir: String::new(),
+        continues: None,
+    };
     let clock = Instant::now();
-    let result = run_attempt(&spec, &NullSandbox, &model, &config, &mut log).await;
+    let result = run_attempt(&spec, &NullSandbox, &model, &config, &mut log, &NoMessages).await;
     let total = clock.elapsed();
     if result.outcome.state != AttemptState::Succeeded {
         return Err(format!("the benchmark attempt did not succeed: {}", result.outcome.reason));

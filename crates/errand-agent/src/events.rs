@@ -4,10 +4,17 @@
 
 use errand_protocol::{Event, EventKind};
 
+use crate::AttemptResult;
+
 #[async_trait::async_trait]
 pub trait EventSink: Send {
     /// Records an event durably (as far as the sink goes) and returns it with its `seq`.
     async fn record(&mut self, kind: EventKind) -> Event;
+
+    /// Called once with the attempt's results (diff, report, conversation) just before its
+    /// terminal `state_changed` and `finished` are recorded, so a sink that keeps results
+    /// elsewhere has them there by the time anyone sees `finished`. Nothing by default.
+    async fn results_ready(&mut self, _result: &AttemptResult) {}
 }
 
 /// Keeps events in memory and shows each one to an observer as it is recorded.

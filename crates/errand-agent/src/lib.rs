@@ -7,7 +7,9 @@
 
 pub mod bench;
 mod compact;
+mod conversation;
 mod events;
+mod inbox;
 mod instructions;
 mod model;
 mod model_check;
@@ -18,11 +20,14 @@ mod run;
 mod tools;
 mod truncate;
 
+pub use conversation::Conversation;
 pub use events::{EventSink, MemoryLog};
+pub use inbox::{Inbox, NoMessages};
 pub use instructions::{InstructionFile, InstructionsChain, assemble_chain};
 pub use model::Model;
 pub use model_check::{ModelCheck, check_model};
 pub use output::OutputRecorder;
+pub use prompt::restarted_followup_prompt;
 pub use report::{
     CommandRecord, check_citations, display_command, parse_final_message, recorded_checks,
 };

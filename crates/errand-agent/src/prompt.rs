@@ -48,6 +48,37 @@ pub fn context_message(workspace: &str, workdir: &str, instructions: &str) -> St
     text
 }
 
+/// The user message that continues an earlier attempt's conversation with a follow-up. Log
+/// numbers start again with every attempt, so the model is told its old ones no longer count.
+pub fn followup_message(prompt: &str) -> String {
+    format!(
+        "Follow-up request. The workspace still holds your changes from before. Log numbers of \
+earlier commands do not carry over: cite only commands you run from now on, and end with a new \
+final message (title and description) that covers all of your changes.
+
+{prompt}"
+    )
+}
+
+/// The task of a follow-up whose parent left no conversation to continue (it failed before the
+/// agent ran): the original task, the follow-up that parent was (if it was one), and the new
+/// request, so the agent has the whole story in one message.
+pub fn restarted_followup_prompt(
+    task: &str,
+    parent_followup: Option<&str>,
+    followup: &str,
+) -> String {
+    let mut text = format!(
+        "This task was attempted before; whatever that attempt changed is already in the \
+workspace. The original task:\n\n{task}\n"
+    );
+    if let Some(earlier) = parent_followup {
+        text.push_str(&format!("\nThe follow-up that attempt worked on:\n\n{earlier}\n"));
+    }
+    text.push_str(&format!("\nNow do this:\n\n{followup}"));
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,5 +94,13 @@ mod tests {
     fn context_names_the_working_directory() {
         let text = context_message("/workspace", "api", "");
         assert!(text.contains("working directory: /workspace/api"));
+    }
+
+    #[test]
+    fn a_restarted_followup_carries_every_prompt_in_order() {
+        let text = restarted_followup_prompt("fix the parser", Some("add a test"), "rename it");
+        let at = |needle: &str| text.find(needle).unwrap_or_else(|| panic!("{needle}: {text}"));
+        assert!(at("fix the parser") < at("add a test") && at("add a test") < at("rename it"));
+        assert!(!restarted_followup_prompt("a", None, "b").contains("follow-up that"));
     }
 }

@@ -1,5 +1,7 @@
 //! The agent loop: model turn, tool calls, repeat, until the model answers without a tool call
-//! (its final message) or a limit bites; then the diff and the checked report.
+//! (its final message) or a limit bites; then the diff and the checked report. Messages the user
+//! sends meanwhile join the conversation at turn boundaries (see `inbox.rs`); a follow-up
+//! continues an earlier attempt's conversation instead of starting one.
 
 use std::time::{Duration, Instant};
 
@@ -13,11 +15,13 @@ use tokio::sync::mpsc;
 use crate::compact::{
     CompactError, CompactRequest, compact, estimate_fixed, estimate_item, estimate_items,
 };
+use crate::conversation::Conversation;
 use crate::events::EventSink;
+use crate::inbox::{Inbox, deliver};
 use crate::instructions::load_chain;
 use crate::model::{Model, turn_recording_retries};
 use crate::output::OutputRecorder;
-use crate::prompt::{context_message, system_prompt};
+use crate::prompt::{context_message, followup_message, system_prompt};
 use crate::report::{CommandRecord, build_report};
 use crate::tools::{self, PatchArgs, PlanArgs, ShellArgs, parse_args, patch_in_shell_call};
 use crate::truncate::truncate_for_model;
@@ -112,6 +116,10 @@ pub struct AttemptSpec {
     pub prompt: String,
     /// The working directory relative to the repository root (`""` for the root).
     pub workdir: String,
+    /// For a follow-up: the earlier attempt's conversation, which this attempt continues with
+    /// `prompt` as its next user message. Its environment message and AGENTS.md chain still
+    /// stand, so they are not loaded again.
+    pub continues: Option<Conversation>,
 }
 
 /// How an attempt ended and what it produced.
@@ -124,6 +132,8 @@ pub struct AttemptResult {
     pub turns: u32,
     /// US dollars, when the model has prices.
     pub cost_usd: Option<f64>,
+    /// What a follow-up continues from.
+    pub conversation: Conversation,
 }
 
 /// Conversation and records that outlive a loop cut short by the wall clock.
@@ -178,14 +188,16 @@ enum LoopEnd {
     Failed { state: AttemptState, reason: String },
 }
 
-/// Runs one attempt to the end. Never panics on bad model output: every problem becomes an event
-/// and, if it is fatal, the outcome's reason.
+/// Runs one attempt to the end, taking the user's messages from `inbox` at every turn boundary.
+/// Never panics on bad model output: every problem becomes an event and, if it is fatal, the
+/// outcome's reason.
 pub async fn run_attempt(
     spec: &AttemptSpec,
     sandbox: &dyn Sandbox,
     model: &dyn Model,
     config: &AgentConfig,
     sink: &mut dyn EventSink,
+    inbox: &dyn Inbox,
 ) -> AttemptResult {
     sink.record(EventKind::StateChanged { state: AttemptState::Running, reason: None }).await;
     let mut state = LoopState {
@@ -201,7 +213,7 @@ pub async fn run_attempt(
     };
     let end = match tokio::time::timeout(
         config.attempt_timeout,
-        agent_loop(spec, sandbox, model, config, sink, &mut state),
+        agent_loop(spec, sandbox, model, config, sink, inbox, &mut state),
     )
     .await
     {
@@ -260,17 +272,21 @@ async fn finish(
     diff: Option<WorkspaceDiff>,
 ) -> AttemptResult {
     let outcome = AttemptOutcome { state: end_state, reason };
-    sink.record(EventKind::StateChanged { state: end_state, reason: Some(outcome.reason.clone()) })
-        .await;
-    sink.record(EventKind::Finished { outcome: outcome.clone() }).await;
-    AttemptResult {
-        outcome,
+    let result = AttemptResult {
+        outcome: outcome.clone(),
         report,
         diff,
         usage: state.usage,
         turns: state.turns,
         cost_usd: state.cost_usd,
-    }
+        conversation: Conversation::closed(state.input),
+    };
+    // Results first: whoever reacts to `finished` must find them.
+    sink.results_ready(&result).await;
+    sink.record(EventKind::StateChanged { state: end_state, reason: Some(outcome.reason.clone()) })
+        .await;
+    sink.record(EventKind::Finished { outcome }).await;
+    result
 }
 
 async fn agent_loop(
@@ -279,32 +295,14 @@ async fn agent_loop(
     model: &dyn Model,
     config: &AgentConfig,
     sink: &mut dyn EventSink,
+    inbox: &dyn Inbox,
     state: &mut LoopState,
 ) -> LoopEnd {
     let workspace = sandbox.workspace_dir().to_string();
-    let chain = match load_chain(sandbox, &spec.workdir, config.instructions_budget).await {
-        Ok(chain) => chain,
-        Err(e) => {
-            return LoopEnd::Failed {
-                state: AttemptState::Failed,
-                reason: format!("could not read AGENTS.md: {e}"),
-            };
-        }
-    };
-    if !chain.files.is_empty() {
-        sink.record(EventKind::InstructionsLoaded {
-            files: chain.files.clone(),
-            bytes: chain.text.len() as u64,
-            truncated: chain.truncated,
-        })
-        .await;
+    if let Err(end) = start_conversation(spec, sandbox, config, sink, state).await {
+        return end;
     }
-    state.input.push(Item::Message {
-        role: Role::Developer,
-        text: context_message(&workspace, &spec.workdir, &chain.text),
-    });
-    state.input.push(Item::Message { role: Role::User, text: spec.prompt.clone() });
-    state.head_len = state.input.len();
+
     let instructions = system_prompt(&workspace);
     let tool_specs = tools::specs(config.patch_tool);
     let fixed_tokens = estimate_fixed(&instructions, &tool_specs);
@@ -324,6 +322,7 @@ async fn agent_loop(
         state.turns += 1;
         let turn = state.turns;
         sink.record(EventKind::TurnStarted { turn }).await;
+        deliver(inbox.take().await, &mut state.input, sink).await;
 
         if let Some(limit) = config.auto_compact_limit()
             && state.conversation_tokens(fixed_tokens) >= limit
@@ -461,9 +460,58 @@ async fn agent_loop(
                         .into(),
                 };
             }
-            return LoopEnd::Finished { message };
+            // A message that came while the model was answering would be lost on an attempt
+            // that ends now: the model gets it and another turn instead.
+            let late = inbox.take().await;
+            if late.is_empty() {
+                return LoopEnd::Finished { message };
+            }
+            deliver(late, &mut state.input, sink).await;
         }
     }
+}
+
+/// The conversation's head: for a new attempt the environment with the AGENTS.md chain and the
+/// task; for a follow-up the conversation it continues and the follow-up request. Compaction
+/// always keeps the head, so a follow-up's compactions summarise only its own turns (a parent
+/// that filled the context window leaves it little room; its own compactions made it smaller).
+async fn start_conversation(
+    spec: &AttemptSpec,
+    sandbox: &dyn Sandbox,
+    config: &AgentConfig,
+    sink: &mut dyn EventSink,
+    state: &mut LoopState,
+) -> Result<(), LoopEnd> {
+    if let Some(conversation) = &spec.continues {
+        state.input = conversation.items.clone();
+        state.input.push(Item::Message { role: Role::User, text: followup_message(&spec.prompt) });
+        state.head_len = state.input.len();
+        return Ok(());
+    }
+    let chain = match load_chain(sandbox, &spec.workdir, config.instructions_budget).await {
+        Ok(chain) => chain,
+        Err(e) => {
+            return Err(LoopEnd::Failed {
+                state: AttemptState::Failed,
+                reason: format!("could not read AGENTS.md: {e}"),
+            });
+        }
+    };
+    if !chain.files.is_empty() {
+        sink.record(EventKind::InstructionsLoaded {
+            files: chain.files.clone(),
+            bytes: chain.text.len() as u64,
+            truncated: chain.truncated,
+        })
+        .await;
+    }
+    state.input.push(Item::Message {
+        role: Role::Developer,
+        text: context_message(sandbox.workspace_dir(), &spec.workdir, &chain.text),
+    });
+    state.input.push(Item::Message { role: Role::User, text: spec.prompt.clone() });
+    state.head_len = state.input.len();
+    Ok(())
 }
 
 /// Records a `limit_reached` event and ends the loop when a budget is exceeded.

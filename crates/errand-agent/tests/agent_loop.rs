@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use errand_agent::{AgentConfig, AttemptSpec, MemoryLog, Model, run_attempt};
+use errand_agent::{AgentConfig, AttemptSpec, MemoryLog, Model, NoMessages, run_attempt};
 use errand_model::{Item, ModelError, ModelProgress, ModelRequest, ModelTurn, Role};
 use errand_protocol::{AttemptState, Event, EventKind, FileChange, FileChangeKind, TokenUsage};
 use errand_sandbox::{
@@ -157,7 +157,7 @@ fn say(text: &str) -> Item {
 }
 
 fn spec() -> AttemptSpec {
-    AttemptSpec { prompt: "do it".into(), workdir: String::new() }
+    AttemptSpec { prompt: "do it".into(), workdir: String::new(), continues: None }
 }
 
 fn kinds(events: &[Event]) -> Vec<&'static str> {
@@ -218,7 +218,9 @@ async fn output_is_recorded_in_numbered_chunks_and_the_report_is_checked() {
         vec![say("Fix it\n\nSee a.py:L1-L2 and log:6#L2-L4; not a.py:L9.")],
     ]);
     let mut log = MemoryLog::default();
-    let result = run_attempt(&spec(), &sandbox, &model, &AgentConfig::default(), &mut log).await;
+    let result =
+        run_attempt(&spec(), &sandbox, &model, &AgentConfig::default(), &mut log, &NoMessages)
+            .await;
     assert_eq!(result.outcome.state, AttemptState::Succeeded, "{}", result.outcome.reason);
 
     let events = log.events();
@@ -291,7 +293,9 @@ async fn tool_errors_go_back_to_the_model_and_the_loop_goes_on() {
         vec![say("Done")],
     ]);
     let mut log = MemoryLog::default();
-    let result = run_attempt(&spec(), &sandbox, &model, &AgentConfig::default(), &mut log).await;
+    let result =
+        run_attempt(&spec(), &sandbox, &model, &AgentConfig::default(), &mut log, &NoMessages)
+            .await;
     assert_eq!(result.outcome.state, AttemptState::Succeeded);
     assert!(
         tool_output(&model, "c1")
@@ -317,7 +321,9 @@ async fn a_sandbox_limit_that_bit_is_recorded_and_told_to_the_model() {
         vec![say("Done")],
     ]);
     let mut log = MemoryLog::default();
-    let result = run_attempt(&spec(), &sandbox, &model, &AgentConfig::default(), &mut log).await;
+    let result =
+        run_attempt(&spec(), &sandbox, &model, &AgentConfig::default(), &mut log, &NoMessages)
+            .await;
     // A limit that bit stops the command, not the attempt.
     assert_eq!(result.outcome.state, AttemptState::Succeeded);
     let limits: Vec<(&str, &str)> = log
@@ -359,7 +365,9 @@ async fn patches_sent_through_the_shell_are_applied_inside_the_sandbox() {
         vec![say("Done")],
     ]);
     let mut log = MemoryLog::default();
-    let result = run_attempt(&spec(), &sandbox, &model, &AgentConfig::default(), &mut log).await;
+    let result =
+        run_attempt(&spec(), &sandbox, &model, &AgentConfig::default(), &mut log, &NoMessages)
+            .await;
     assert_eq!(result.outcome.state, AttemptState::Succeeded);
     let patches = sandbox.patches.lock().unwrap();
     assert_eq!(patches.len(), 3);
@@ -375,7 +383,7 @@ async fn the_turn_limit_stops_the_attempt_with_a_reason_and_keeps_the_diff() {
     let model = FakeModel::new(vec![]);
     let config = AgentConfig { max_turns: 3, ..AgentConfig::default() };
     let mut log = MemoryLog::default();
-    let result = run_attempt(&spec(), &sandbox, &model, &config, &mut log).await;
+    let result = run_attempt(&spec(), &sandbox, &model, &config, &mut log, &NoMessages).await;
     assert_eq!(result.outcome.state, AttemptState::Failed);
     assert_eq!(result.outcome.reason, "the agent used all 3 turns without finishing");
     assert_eq!(result.turns, 3);
@@ -392,7 +400,7 @@ async fn the_wall_clock_ends_a_hung_attempt() {
     model.hang = true;
     let config = AgentConfig { attempt_timeout: Duration::from_secs(60), ..AgentConfig::default() };
     let mut log = MemoryLog::default();
-    let result = run_attempt(&spec(), &sandbox, &model, &config, &mut log).await;
+    let result = run_attempt(&spec(), &sandbox, &model, &config, &mut log, &NoMessages).await;
     assert_eq!(result.outcome.state, AttemptState::TimedOut);
     assert!(log.events().iter().any(|e| matches!(&e.kind, EventKind::LimitReached { limit, .. } if limit == "attempt_wall_clock")));
 }
@@ -405,7 +413,9 @@ async fn a_model_failure_fails_the_attempt_with_its_message() {
         ..FakeModel::default()
     };
     let mut log = MemoryLog::default();
-    let result = run_attempt(&spec(), &sandbox, &model, &AgentConfig::default(), &mut log).await;
+    let result =
+        run_attempt(&spec(), &sandbox, &model, &AgentConfig::default(), &mut log, &NoMessages)
+            .await;
     assert_eq!(result.outcome.state, AttemptState::Failed);
     assert!(
         result.outcome.reason.starts_with("the model request failed: "),
@@ -442,7 +452,7 @@ async fn budgets_hold_to_the_turn_that_crosses_them() {
         let sandbox = FakeSandbox::default();
         let model = FakeModel::new(vec![]);
         let mut log = MemoryLog::default();
-        let result = run_attempt(&spec(), &sandbox, &model, &config, &mut log).await;
+        let result = run_attempt(&spec(), &sandbox, &model, &config, &mut log, &NoMessages).await;
         assert_eq!(result.outcome.state, AttemptState::Failed);
         assert!(result.outcome.reason.contains(detail), "{}", result.outcome.reason);
         assert_eq!(result.turns, 3);
@@ -543,7 +553,7 @@ async fn a_long_run_is_compacted_near_the_window_and_keeps_task_plan_and_recent_
     // ~1.5k tokens a big turn: the 6.4k-token threshold is crossed after a few of them.
     let config = AgentConfig { context_window: Some(8_000), ..AgentConfig::default() };
     let mut log = MemoryLog::default();
-    let result = run_attempt(&spec(), &sandbox, &model, &config, &mut log).await;
+    let result = run_attempt(&spec(), &sandbox, &model, &config, &mut log, &NoMessages).await;
     assert_eq!(result.outcome.state, AttemptState::Succeeded, "{}", result.outcome.reason);
 
     let done = compactions(log.events());
@@ -614,7 +624,9 @@ async fn a_request_refused_as_too_long_is_compacted_and_retried_once() {
     // No configured window: only the endpoint's refusal triggers compaction.
     let model = FakeModel { window: Some(5_000), measure_input: true, ..FakeModel::new(turns) };
     let mut log = MemoryLog::default();
-    let result = run_attempt(&spec(), &sandbox, &model, &AgentConfig::default(), &mut log).await;
+    let result =
+        run_attempt(&spec(), &sandbox, &model, &AgentConfig::default(), &mut log, &NoMessages)
+            .await;
     assert_eq!(result.outcome.state, AttemptState::Succeeded, "{}", result.outcome.reason);
     let done = compactions(log.events());
     assert_eq!(done.len(), 1, "{done:?}");
@@ -635,7 +647,9 @@ async fn a_summary_request_that_is_too_long_leaves_out_the_oldest_turns() {
     turns.push(vec![say("Done")]);
     let model = FakeModel { window: Some(6_000), measure_input: true, ..FakeModel::new(turns) };
     let mut log = MemoryLog::default();
-    let result = run_attempt(&spec(), &sandbox, &model, &AgentConfig::default(), &mut log).await;
+    let result =
+        run_attempt(&spec(), &sandbox, &model, &AgentConfig::default(), &mut log, &NoMessages)
+            .await;
     assert_eq!(result.outcome.state, AttemptState::Succeeded, "{}", result.outcome.reason);
     let done = compactions(log.events());
     assert!(done.iter().any(|c| c.3 > 0), "{done:?}");
@@ -649,7 +663,9 @@ async fn an_overflow_that_compaction_cannot_fix_fails_with_a_clear_reason() {
     let sandbox = FakeSandbox::default();
     let model = FakeModel { window: Some(100), ..FakeModel::new(vec![vec![say("Done")]]) };
     let mut log = MemoryLog::default();
-    let result = run_attempt(&spec(), &sandbox, &model, &AgentConfig::default(), &mut log).await;
+    let result =
+        run_attempt(&spec(), &sandbox, &model, &AgentConfig::default(), &mut log, &NoMessages)
+            .await;
     assert_eq!(result.outcome.state, AttemptState::Failed);
     assert!(
         result.outcome.reason.contains("exceeds the model's context window and could not be compacted: there are no older turns"),
@@ -664,7 +680,9 @@ async fn an_overflow_that_compaction_cannot_fix_fails_with_a_clear_reason() {
     let turns = vec![too_long(), too_long(), Ok(run("b2", "big")), Ok(run("b1", "big"))];
     let model = FakeModel { turns: Mutex::new(turns), ..FakeModel::default() };
     let mut log = MemoryLog::default();
-    let result = run_attempt(&spec(), &sandbox, &model, &AgentConfig::default(), &mut log).await;
+    let result =
+        run_attempt(&spec(), &sandbox, &model, &AgentConfig::default(), &mut log, &NoMessages)
+            .await;
     assert_eq!(result.outcome.state, AttemptState::Failed);
     assert!(
         result.outcome.reason.starts_with("the model request failed (after compacting it): "),
@@ -707,7 +725,7 @@ async fn model_retries_are_recorded_while_the_turn_is_still_running() {
     });
     let sandbox = FakeSandbox::default();
     let (spec, config) = (spec(), AgentConfig::default());
-    let run = run_attempt(&spec, &sandbox, model.as_ref(), &config, &mut log);
+    let run = run_attempt(&spec, &sandbox, model.as_ref(), &config, &mut log, &NoMessages);
     let result = tokio::time::timeout(Duration::from_secs(10), run)
         .await
         .expect("the retry event must be recorded before the turn ends");
@@ -724,7 +742,7 @@ async fn an_overlong_summary_is_cut_so_compaction_still_frees_room() {
     let model = FakeModel { measure_input: true, verbose_summaries: true, ..FakeModel::new(turns) };
     let config = AgentConfig { context_window: Some(8_000), ..AgentConfig::default() };
     let mut log = MemoryLog::default();
-    let result = run_attempt(&spec(), &sandbox, &model, &config, &mut log).await;
+    let result = run_attempt(&spec(), &sandbox, &model, &config, &mut log, &NoMessages).await;
     assert_eq!(result.outcome.state, AttemptState::Succeeded, "{}", result.outcome.reason);
     let summary = log
         .events()
@@ -756,7 +774,9 @@ async fn a_turn_with_several_calls_is_replayed_as_the_calls_then_their_results()
         vec![say("Done")],
     ]);
     let mut log = MemoryLog::default();
-    let result = run_attempt(&spec(), &sandbox, &model, &AgentConfig::default(), &mut log).await;
+    let result =
+        run_attempt(&spec(), &sandbox, &model, &AgentConfig::default(), &mut log, &NoMessages)
+            .await;
     assert_eq!(result.outcome.state, AttemptState::Succeeded);
     let requests = model.requests.lock().unwrap();
     let shape: Vec<String> = requests[1].input[2..]

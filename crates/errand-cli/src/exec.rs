@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use errand_agent::{EventSink, MemoryLog};
+use errand_agent::{EventSink, MemoryLog, NoMessages};
 use errand_protocol::{AttemptId, AttemptState, EventKind};
 use errand_sandbox::{EnvironmentSpec, LocalSandboxConfig};
 use errand_server::{
@@ -116,7 +116,7 @@ pub async fn run(args: ExecArgs, config: Config) -> anyhow::Result<i32> {
         }
         Stop::Cancel("interrupted by the user (Ctrl-C)".into())
     };
-    let run = run_one_attempt(plan, resources, &mut log, ctrl_c).await;
+    let run = run_one_attempt(plan, resources, &mut log, &NoMessages, ctrl_c).await;
     crate::env::save_setup_logs(stored_env.as_ref(), &run.setup_events).await;
     let result = match run.end {
         AttemptEnd::Ran(result) => result,

@@ -12,7 +12,7 @@
 use std::path::Path;
 use std::time::{Instant, SystemTime};
 
-use errand_agent::{AgentConfig, AttemptResult, AttemptSpec, EventSink, Model, run_attempt};
+use errand_agent::{AgentConfig, AttemptResult, AttemptSpec, EventSink, Inbox, Model, run_attempt};
 use errand_protocol::{AttemptId, AttemptOutcome, AttemptState, Event, EventKind};
 use errand_sandbox::{
     EnvironmentSpec, Limits, LocalSandbox, LocalSandboxConfig, PrepareError, PrepareOptions,
@@ -94,14 +94,15 @@ pub struct AttemptRun {
     pub setup_events: Vec<Event>,
 }
 
-/// Runs one attempt end to end (see the module docs), recording every step in `sink`. `stop`
-/// resolving stops the attempt wherever it is: the running command's sandbox is killed (its
-/// whole pid namespace, by dropping the agent's future) and the sandbox is still removed, so
-/// nothing is left behind.
+/// Runs one attempt end to end (see the module docs), recording every step in `sink` and
+/// delivering the messages that reach `inbox` to the agent. `stop` resolving stops the attempt
+/// wherever it is: the running command's sandbox is killed (its whole pid namespace, by dropping
+/// the agent's future) and the sandbox is still removed, so nothing is left behind.
 pub async fn run_one_attempt(
     plan: AttemptPlan<'_>,
     resources: AttemptResources<'_>,
     sink: &mut dyn EventSink,
+    inbox: &dyn Inbox,
     stop: impl Future<Output = Stop>,
 ) -> AttemptRun {
     let mut stop = std::pin::pin!(stop);
@@ -143,13 +144,17 @@ pub async fn run_one_attempt(
     })
     .await;
 
-    let spec = AttemptSpec { prompt: plan.prompt.to_string(), workdir: plan.workdir.to_string() };
+    let spec = AttemptSpec {
+        prompt: plan.prompt.to_string(),
+        workdir: plan.workdir.to_string(),
+        continues: None,
+    };
     let ran = {
         let mut sink = WithSandboxEvents { sandbox: &sandbox, sink: &mut *sink };
         tokio::select! {
             biased;
             stop = &mut stop => Err(stop),
-            result = run_attempt(&spec, &sandbox, resources.model, resources.agent, &mut sink) => {
+            result = run_attempt(&spec, &sandbox, resources.model, resources.agent, &mut sink, inbox) => {
                 Ok(result)
             }
         }
@@ -291,5 +296,9 @@ impl EventSink for WithSandboxEvents<'_> {
             self.sink.record(pending).await;
         }
         self.sink.record(kind).await
+    }
+
+    async fn results_ready(&mut self, result: &AttemptResult) {
+        self.sink.results_ready(result).await;
     }
 }

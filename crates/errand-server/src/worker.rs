@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use errand_agent::{AgentConfig, EventSink, Model};
+use errand_agent::{AgentConfig, EventSink, Model, NoMessages};
 use errand_protocol::{AttemptId, AttemptOutcome, AttemptState, EventKind};
 use errand_sandbox::{EnvironmentSpec, Limits, LocalSandboxConfig};
 use errand_store::{ArtifactKind, Attempt, Scope, Store, StoreError, Task, TaskMode};
@@ -271,7 +271,7 @@ impl Worker {
             agent: &self.agent,
             snapshot_cache_bytes: self.snapshot_cache_bytes,
         };
-        let run = run_one_attempt(plan, resources, &mut sink, stop.wait()).await;
+        let run = run_one_attempt(plan, resources, &mut sink, &NoMessages, stop.wait()).await;
         match run.end {
             AttemptEnd::Ran(result) => {
                 if task.mode == TaskMode::Code
