@@ -16,6 +16,13 @@ use sha2::{Digest, Sha256};
 
 use crate::egress::{EgressPolicy, Methods, PolicyError};
 
+mod document;
+
+pub use document::{
+    DocumentError, MAX_DOCUMENT_BYTES, SECRET_SHOWN_AS, redacted_document, resolve_document,
+    stored_document,
+};
+
 /// Shortest secret value accepted: a shorter one would be redacted out of ordinary words.
 pub const MIN_SECRET_LEN: usize = 4;
 /// Names of variables the sandbox sets itself; an environment may not replace them.
@@ -213,7 +220,7 @@ impl EnvironmentSpec {
             for name in names {
                 if !is_variable_name(name) {
                     return bad(
-                        &format!("{table}.{name}"),
+                        &format!("{table}.{}", shown_name(name)),
                         "a variable name is letters, digits and `_`, not starting with a digit"
                             .into(),
                     );
@@ -320,36 +327,60 @@ fn is_variable_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// A name from a user's document as an error shows it: escaped (it may hold control characters)
+/// and cut to 64 characters (it may be a megabyte long).
+fn shown_name(name: &str) -> String {
+    const SHOWN: usize = 64;
+    let mut shown: String = name.chars().take(SHOWN).flat_map(char::escape_debug).collect();
+    if name.chars().nth(SHOWN).is_some() {
+        shown.push('…');
+    }
+    shown
+}
+
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Durations as people write them in TOML: `"12h"`, `"90m"`, `"2d"`, `"45s"`, or seconds.
 mod duration_text {
+    use std::fmt;
     use std::time::Duration;
 
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+    use serde::de::{Error, Visitor};
+    use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&format!("{}s", value.as_secs()))
     }
 
+    /// A visitor rather than an untagged enum: serde's error for an untagged enum ("data did
+    /// not match any variant") would not tell the user what to write.
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Text {
-            Seconds(u64),
-            Text(String),
+        struct Text;
+        impl Visitor<'_> for Text {
+            type Value = Duration;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration (\"12h\", \"30m\", \"2d\", \"45s\") or whole seconds")
+            }
+            fn visit_u64<E: Error>(self, seconds: u64) -> Result<Duration, E> {
+                Ok(Duration::from_secs(seconds))
+            }
+            fn visit_i64<E: Error>(self, seconds: i64) -> Result<Duration, E> {
+                u64::try_from(seconds)
+                    .map(Duration::from_secs)
+                    .map_err(|_| E::custom(format!("{seconds} is not a duration; {EXPECTED}")))
+            }
+            fn visit_str<E: Error>(self, text: &str) -> Result<Duration, E> {
+                parse(text)
+                    .ok_or_else(|| E::custom(format!("`{text}` is not a duration; {EXPECTED}")))
+            }
         }
-        match Text::deserialize(deserializer)? {
-            Text::Seconds(seconds) => Ok(Duration::from_secs(seconds)),
-            Text::Text(text) => parse(&text).ok_or_else(|| {
-                D::Error::custom(format!(
-                    "`{text}` is not a duration; write e.g. \"12h\", \"30m\", \"2d\" or \"45s\""
-                ))
-            }),
-        }
+        deserializer.deserialize_any(Text)
     }
+
+    const EXPECTED: &str =
+        "write e.g. \"12h\", \"30m\", \"2d\" or \"45s\", or a whole number of seconds";
 
     pub fn parse(text: &str) -> Option<Duration> {
         let text = text.trim();

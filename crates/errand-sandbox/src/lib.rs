@@ -12,6 +12,8 @@
 //!   `layer.rs` an attempt's upper layer, `image.rs` the `host` base image, `exec.rs` one
 //!   command in bwrap, `paths.rs` the agent's paths checked lexically.
 //! - `environment.rs`: [`EnvironmentSpec`], an environment's configuration and its hash;
+//!   `environment/document.rs` its stored JSON form ([`stored_document`], [`resolve_document`],
+//!   [`redacted_document`]), shared by the CLI, the HTTP API and the workers;
 //!   `setup.rs` preparing one (setup or maintenance scripts, with network and secrets);
 //!   `snapshot.rs` the snapshot cache, leases and GC; `redact.rs` secrets out of output.
 //! - `limits.rs`: [`Limits`] and the rlimit fallback; `cgroup.rs` an attempt's cgroups;
@@ -45,7 +47,9 @@ mod snapshot;
 pub mod terminal;
 
 pub use environment::{
-    AgentNetwork, EnvironmentMode, EnvironmentSpec, InvalidEnvironment, MIN_SECRET_LEN,
+    AgentNetwork, DocumentError, EnvironmentMode, EnvironmentSpec, InvalidEnvironment,
+    MAX_DOCUMENT_BYTES, MIN_SECRET_LEN, SECRET_SHOWN_AS, redacted_document, resolve_document,
+    stored_document,
 };
 pub use interactive::{InteractiveRequest, ShellOptions, ShellSandbox};
 pub use limits::{LimitHit, Limits};
