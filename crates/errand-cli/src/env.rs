@@ -2,7 +2,8 @@
 //! `errand exec --env NAME`.
 //!
 //! An environment is stored as JSON: the environment file (the format `errand exec --env FILE`
-//! reads), validated through [`EnvironmentSpec`], with every default written out. Secrets keep
+//! reads) as [`errand_sandbox::stored_document`] checks it for every client (this one, the HTTP
+//! API), with every default written out. Secrets keep
 //! the form the file gave them: a `{ env = "VARIABLE" }` reference is stored as the reference and
 //! resolved from the environment of the process that uses it; a value written in the file is
 //! stored in the database (docs/security.md). Nothing here prints a secret value: `list`, `show`
@@ -20,7 +21,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use errand_protocol::{Event, EventKind};
-use errand_sandbox::{EnvironmentSpec, Redactor};
+use errand_sandbox::{
+    EnvironmentSpec, Redactor, SECRET_SHOWN_AS, redacted_document, resolve_document,
+};
 use errand_store::{
     ConflictKind, Environment, EnvironmentId, NewEnvironmentLog, Store, StoreError, User, UserId,
 };
@@ -32,11 +35,8 @@ use crate::config::Config;
 mod document;
 mod shell;
 
+use document::read_file;
 pub(crate) use document::spec_from_toml;
-use document::{read_file, redacted, resolve, stored_object};
-
-/// What `show`, `list` and `--json` print instead of a secret's value.
-const SECRET_SHOWN_AS: &str = "[secret]";
 /// A stored setup log keeps this much of the end of the output (where failures are).
 const MAX_LOG_BYTES: usize = 256 << 10;
 
@@ -150,7 +150,7 @@ pub async fn run(command: EnvCommand, config: Config) -> anyhow::Result<i32> {
         }
         EnvCommand::Show { name, json } => {
             let env = by_name(store, user, &name).await?;
-            let config = redacted(&env.config_json)?;
+            let config = redacted_document(&env.config_json)?;
             if json {
                 let shown = serde_json::json!({
                     "name": env.name,
@@ -302,7 +302,8 @@ struct Summary {
 
 impl Summary {
     fn of(env: &Environment) -> Summary {
-        let document = stored_object(&env.config_json).unwrap_or_default();
+        // The redacted view has every key of the stored one; a damaged row lists as empty.
+        let document = redacted_document(&env.config_json).unwrap_or_default();
         let has = |key: &str| document.get(key).is_some_and(Value::is_string);
         Summary {
             name: env.name.clone(),
@@ -339,7 +340,7 @@ pub async fn for_exec(
     let env = by_name(&*local.store, local.user.id, name)
         .await
         .with_context(|| format!("--env {name}: there is no such file either"))?;
-    let spec = resolve(name, &env.config_json, &|var| std::env::var(var).ok())?;
+    let spec = resolve_document(name, &env.config_json, &|var| std::env::var(var).ok())?;
     let secrets = spec.secrets.clone();
     Ok((Some(spec), Some(StoredUse { local, id: env.id, secrets })))
 }
