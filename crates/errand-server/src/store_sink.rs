@@ -6,13 +6,17 @@
 //! storage), so a refusal travels another way: the sink raises the attempt's [`StopSignal`], the
 //! runtime's stop future resolves, and the attempt stops at once. From then on the sink stores
 //! nothing more (an event after a refused one would leave a hole in what the user sees).
+//!
+//! The attempt's results (diff, report, conversation) are stored as artifacts when the agent
+//! hands them over, before its terminal state and `finished`: a client that sees `finished`
+//! finds them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use errand_agent::EventSink;
+use errand_agent::{AttemptResult, EventSink};
 use errand_protocol::{AttemptId, Event, EventKind};
-use errand_store::{Store, StoreError};
+use errand_store::{ArtifactKind, Store, StoreError};
 use tokio::sync::watch;
 
 use crate::Stop;
@@ -71,11 +75,25 @@ pub struct StoreSink {
     stop: StopSignal,
     refused: Option<String>,
     ending: Arc<AtomicBool>,
+    keep_diff: bool,
 }
 
 impl StoreSink {
     pub fn new(store: Arc<dyn Store>, attempt: AttemptId, stop: StopSignal) -> Self {
-        Self { store, attempt, stop, refused: None, ending: Arc::new(AtomicBool::new(false)) }
+        Self {
+            store,
+            attempt,
+            stop,
+            refused: None,
+            ending: Arc::new(AtomicBool::new(false)),
+            keep_diff: true,
+        }
+    }
+
+    /// Stores no diff artifact: an ask-mode task's answer is its report, not a change.
+    pub fn without_diff(mut self) -> Self {
+        self.keep_diff = false;
+        self
     }
 
     /// Becomes true when the attempt starts recording its own terminal state (set before the
@@ -111,6 +129,40 @@ impl EventSink for StoreSink {
             }
         }
         Event { seq: 0, at_ms: errand_store::now_ms(), kind }
+    }
+
+    /// Stores the results as artifacts. One that cannot be stored is logged and the attempt
+    /// still ends: its events are the record, and the artifacts can be missing (a follow-up of
+    /// an attempt without a conversation starts a new one).
+    async fn results_ready(&mut self, result: &AttemptResult) {
+        if self.refused.is_some() {
+            return;
+        }
+        if self.keep_diff
+            && let Some(diff) = &result.diff
+        {
+            self.put_artifact(ArtifactKind::Diff, Ok(diff.patch.clone())).await;
+        }
+        if let Some(report) = &result.report {
+            self.put_artifact(ArtifactKind::Report, serde_json::to_string(report)).await;
+        }
+        let conversation = serde_json::to_string(&result.conversation);
+        self.put_artifact(ArtifactKind::Conversation, conversation).await;
+    }
+}
+
+impl StoreSink {
+    async fn put_artifact(&self, kind: ArtifactKind, content: serde_json::Result<String>) {
+        let stored = match content {
+            Ok(content) => self.store.put_artifact(self.attempt, kind, &content).await,
+            Err(e) => {
+                tracing::warn!(attempt_id = %self.attempt, "cannot serialize the {kind:?}: {e}");
+                return;
+            }
+        };
+        if let Err(e) = stored {
+            tracing::warn!(attempt_id = %self.attempt, "cannot store the {kind:?} artifact: {e}");
+        }
     }
 }
 

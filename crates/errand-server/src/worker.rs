@@ -1,6 +1,7 @@
 //! The worker loop: lease queued attempts from the store (up to `concurrency` at a time), run
-//! each end to end with [`run_one_attempt`] into a [`StoreSink`], heartbeat while it runs, store
-//! its diff and report, and on shutdown drain.
+//! each end to end with [`run_one_attempt`] into a [`StoreSink`] (which stores its events and
+//! its diff, report and conversation), heartbeat while it runs, deliver the messages users send
+//! it from the store's queue, and on shutdown drain.
 //!
 //! Heartbeats renew the lease every third of its TTL. A renewal that reports a user's cancel
 //! request stops the attempt as `cancelled`; a lost lease (the attempt was recovered, or is
@@ -13,10 +14,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use errand_agent::{AgentConfig, EventSink, Model, NoMessages};
+use errand_agent::{AgentConfig, EventSink, Inbox, Model};
 use errand_protocol::{AttemptId, AttemptOutcome, AttemptState, EventKind};
 use errand_sandbox::{EnvironmentSpec, Limits, LocalSandboxConfig};
-use errand_store::{ArtifactKind, Attempt, Scope, Store, StoreError, Task, TaskMode};
+use errand_store::{Attempt, Scope, Store, StoreError, Task, TaskMode};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
@@ -191,7 +192,10 @@ impl Worker {
 
     /// One leased attempt, with its heartbeat, to the end.
     async fn run_leased(self: Arc<Self>, attempt: Attempt, task: Task, stop: StopSignal) {
-        let sink = StoreSink::new(self.store.clone(), attempt.id, stop.clone());
+        let mut sink = StoreSink::new(self.store.clone(), attempt.id, stop.clone());
+        if task.mode != TaskMode::Code {
+            sink = sink.without_diff();
+        }
         let ending = sink.ending();
         let work = self.work(&attempt, &task, sink, &stop);
         let mut work = std::pin::pin!(work);
@@ -271,24 +275,14 @@ impl Worker {
             agent: &self.agent,
             snapshot_cache_bytes: self.snapshot_cache_bytes,
         };
-        let run = run_one_attempt(plan, resources, &mut sink, &NoMessages, stop.wait()).await;
+        let inbox = StoreInbox { store: self.store.clone(), attempt: attempt.id };
+        let run = run_one_attempt(plan, resources, &mut sink, &inbox, stop.wait()).await;
         match run.end {
-            AttemptEnd::Ran(result) => {
-                if task.mode == TaskMode::Code
-                    && let Some(diff) = &result.diff
-                {
-                    self.put_artifact(attempt.id, ArtifactKind::Diff, &diff.patch).await;
-                }
-                if let Some(report) = &result.report {
-                    match serde_json::to_string(report) {
-                        Ok(json) => {
-                            self.put_artifact(attempt.id, ArtifactKind::Report, &json).await
-                        }
-                        Err(e) => tracing::warn!("cannot serialize the report: {e}"),
-                    }
-                }
-            }
-            AttemptEnd::SetupFailed(_) | AttemptEnd::NotStarted(_) | AttemptEnd::Cancelled(_) => {}
+            // The sink stored the results before `finished`.
+            AttemptEnd::Ran(_)
+            | AttemptEnd::SetupFailed(_)
+            | AttemptEnd::NotStarted(_)
+            | AttemptEnd::Cancelled(_) => {}
             AttemptEnd::Stopped(Stop::Interrupt(reason)) => self.give_up(attempt.id, &reason).await,
             AttemptEnd::Stopped(stop) => tracing::info!("stopped: {stop:?}"),
         }
@@ -327,12 +321,6 @@ impl Worker {
         }
     }
 
-    async fn put_artifact(&self, attempt: AttemptId, kind: ArtifactKind, content: &str) {
-        if let Err(e) = self.store.put_artifact(attempt, kind, content).await {
-            tracing::warn!(attempt_id = %attempt, "cannot store the {kind:?} artifact: {e}");
-        }
-    }
-
     /// Ends this worker's hold on an attempt that will not run to its end here: back to the
     /// queue if it never started running, else `failed` with reason `interrupted` (events kept).
     async fn give_up(&self, attempt: AttemptId, why: &str) {
@@ -362,6 +350,26 @@ impl Worker {
         match given_up {
             Ok(()) => tracing::info!(attempt_id = %attempt, "gave the attempt up: {why}"),
             Err(e) => tracing::warn!(attempt_id = %attempt, "cannot give the attempt up: {e}"),
+        }
+    }
+}
+
+/// The messages users sent to an attempt, from the store's queue: each is taken once, and a store
+/// that cannot be read counts as no messages (they stay queued for the next turn boundary).
+struct StoreInbox {
+    store: Arc<dyn Store>,
+    attempt: AttemptId,
+}
+
+#[async_trait::async_trait]
+impl Inbox for StoreInbox {
+    async fn take(&self) -> Vec<String> {
+        match self.store.take_messages(self.attempt).await {
+            Ok(messages) => messages.into_iter().map(|m| m.text).collect(),
+            Err(e) => {
+                tracing::warn!(attempt_id = %self.attempt, "cannot take the attempt's messages: {e}");
+                Vec::new()
+            }
         }
     }
 }

@@ -1,17 +1,20 @@
 //! The worker runtime against a SQLite store, real bubblewrap and the scripted model: attempts
-//! leased, run and stored; two workers racing; a worker killed mid-attempt; a cancel.
+//! leased, run and stored (before `finished` is visible); two workers racing; a worker killed
+//! mid-attempt; a cancel; a message sent to a running attempt.
 
 mod common;
 
 use std::sync::Arc;
 
+use common::watched::WatchedStore;
 use common::{
-    RoutedModel, World, assert_complete_log, kinds, sandbox_available, stalled_model, wait_until,
-    writing_models,
+    GatedModel, RoutedModel, World, assert_complete_log, kinds, sandbox_available, stalled_model,
+    wait_until, writing_models,
 };
 use errand_protocol::{AttemptState, EventKind};
 use errand_server::Worker;
 use errand_store::{ArtifactKind, Scope};
+use errand_testkit::{Script, ScriptedModel};
 use tokio::sync::oneshot;
 
 /// Runs `worker` in a task until the returned sender is used (or dropped).
@@ -44,7 +47,10 @@ async fn a_worker_runs_every_attempt_of_a_task_and_stores_its_results() {
     let (first, after) = writing_models(3).await;
     let model = Arc::new(RoutedModel::new(&first, &after));
     let (_task, attempts) = world.task(3).await;
-    let (stop, handle) = start(world.worker("worker-a", model, 2));
+    let watched = Arc::new(WatchedStore::new(world.store.clone()));
+    let mut worker = world.worker("worker-a", model, 2);
+    worker.store = watched.clone();
+    let (stop, handle) = start(worker);
 
     for &attempt in &attempts {
         wait_until("every attempt to finish", || async {
@@ -69,6 +75,14 @@ async fn a_worker_runs_every_attempt_of_a_task_and_stores_its_results() {
         let report = world.store.get_artifact(Scope::System, attempt, ArtifactKind::Report).await;
         let report: serde_json::Value = serde_json::from_str(&report.unwrap().unwrap()).unwrap();
         assert_eq!(report["title"], "Write result.txt", "{report}");
+        let conversation =
+            world.store.get_artifact(Scope::System, attempt, ArtifactKind::Conversation).await;
+        let conversation = conversation.unwrap().expect("a conversation artifact");
+        assert!(conversation.contains("echo done > result.txt"), "{conversation}");
+        // A client that reacts to `finished` finds the results.
+        let at_finished = watched.artifacts_at_finished(attempt);
+        let all = [ArtifactKind::Diff, ArtifactKind::Report, ArtifactKind::Conversation];
+        assert_eq!(at_finished.as_deref(), Some(&all[..]));
         assert!(!world.attempt_dir(attempt).exists(), "the sandbox is removed");
     }
     first.verify().unwrap();
@@ -236,6 +250,59 @@ async fn a_worker_whose_attempt_was_taken_back_stops_it_and_records_nothing_more
     assert_eq!(world.events(attempt).await, recorded, "nothing appended after recovery");
     let stored = world.store.get_attempt(Scope::System, attempt).await.unwrap();
     assert_eq!(stored.reason.as_deref(), Some(errand_server::INTERRUPTED));
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_sent_to_a_running_attempt_reaches_its_next_turn() {
+    if !sandbox_available() {
+        return;
+    }
+    let world = World::new().await;
+    let script = r#"
+[[turns]]
+[[turns.output]]
+type = "function_call"
+name = "shell"
+arguments = { command = ["sh", "-c", "echo done > result.txt"] }
+
+[[turns]]
+expect.last_user_message_contains = ["say hello in the report"]
+[[turns.output]]
+type = "message"
+text = "Write result.txt\n\nWrote `result.txt`. Hello!"
+"#;
+    let scripted = ScriptedModel::start(Script::from_toml(script).unwrap()).await.unwrap();
+    let model = Arc::new(GatedModel::new(RoutedModel::new(&scripted, &scripted)));
+    let (_task, attempts) = world.task(1).await;
+    let attempt = attempts[0];
+    let (stop, handle) = start(world.worker("worker-m", model.clone(), 1));
+    wait_until("the agent to wait on the model", || async { model.arrived() }).await;
+
+    let running = world.store.get_attempt(Scope::System, attempt).await.unwrap();
+    assert_eq!(running.state, AttemptState::Running);
+    world.store.enqueue_message(Scope::System, attempt, "say hello in the report").await.unwrap();
+    model.open();
+    wait_until("the attempt to finish", || async {
+        let stored = world.store.get_attempt(Scope::System, attempt).await.unwrap();
+        stored.state.is_terminal()
+    })
+    .await;
+    let stored = world.store.get_attempt(Scope::System, attempt).await.unwrap();
+    let events = world.events(attempt).await;
+    assert_eq!(stored.state, AttemptState::Succeeded, "{:?} {:?}", stored.reason, kinds(&events));
+    assert_complete_log(&events);
+    let delivered: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::UserMessage { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(delivered, ["say hello in the report"], "{:?}", kinds(&events));
+    assert!(world.store.take_messages(attempt).await.unwrap().is_empty(), "taken once");
+    scripted.verify().unwrap();
     stop.send(()).unwrap();
     handle.await.unwrap();
 }

@@ -1,10 +1,14 @@
 //! What the worker tests share: a SQLite store and a repository in a temp dir, a model that
 //! routes each attempt's first turn and its later turns to two scripted model servers (so
-//! attempts running at once cannot take each other's turns), and bounded waits.
+//! attempts running at once cannot take each other's turns), a model that holds its first
+//! request until the test lets it go, a store that watches `finished`, and bounded waits.
+
+pub mod watched;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use errand_agent::Model;
@@ -150,6 +154,44 @@ impl Model for RoutedModel {
         });
         let client = if later { &self.after } else { &self.first };
         client.turn(request, progress).await
+    }
+}
+
+/// Holds every request until [`GatedModel::open`], so a test can act while the attempt is
+/// certainly running and waiting on its model (no sleeps), then passes it on.
+pub struct GatedModel {
+    inner: RoutedModel,
+    arrived: AtomicBool,
+    gate: tokio::sync::Semaphore,
+}
+
+impl GatedModel {
+    pub fn new(inner: RoutedModel) -> GatedModel {
+        GatedModel { inner, arrived: AtomicBool::new(false), gate: tokio::sync::Semaphore::new(0) }
+    }
+
+    /// Whether a request is waiting (or has waited) at the gate.
+    pub fn arrived(&self) -> bool {
+        self.arrived.load(Ordering::SeqCst)
+    }
+
+    /// Lets every waiting and later request through.
+    pub fn open(&self) {
+        self.gate.close();
+    }
+}
+
+#[async_trait::async_trait]
+impl Model for GatedModel {
+    async fn turn(
+        &self,
+        request: &ModelRequest,
+        progress: &mut (dyn FnMut(ModelProgress) + Send),
+    ) -> Result<ModelTurn, ModelError> {
+        self.arrived.store(true, Ordering::SeqCst);
+        // A closed semaphore is the open gate: acquiring fails at once.
+        let _ = self.gate.acquire().await;
+        self.inner.turn(request, progress).await
     }
 }
 
