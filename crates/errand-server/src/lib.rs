@@ -12,7 +12,9 @@
 //! Invariant (design: "Events are the source of truth"): a worker's attempt records nothing
 //! except through the store, and stops as soon as the store says the attempt is not its own.
 
+pub mod api;
 mod attempt;
+mod environments;
 mod leftovers;
 mod setup_log;
 mod store_sink;
@@ -22,5 +24,6 @@ pub use attempt::{
     AttemptEnd, AttemptPlan, AttemptResources, AttemptRun, DEFAULT_SNAPSHOT_CACHE_BYTES, Stop,
     run_one_attempt,
 };
+pub use environments::StoreEnvironments;
 pub use store_sink::{StopSignal, StoreSink};
 pub use worker::{EnvironmentResolver, INTERRUPTED, Worker};
