@@ -2,9 +2,11 @@
 //! resolved by [`errand_sandbox::resolve_document`], the same code `errand exec --env NAME` uses.
 //!
 //! Secret references (`{"env": "VARIABLE"}`) are read from the worker process's environment
-//! variables: the service's operator decides what a worker holds. Every user's environment can
-//! name any variable the worker has, so a worker shared between users must hold only variables
-//! meant for their setup scripts (docs/security.md): not the store's URL, not model keys.
+//! variables: the service's operator decides what a worker holds. Beware: every user's
+//! environment can name *any* variable the worker has, and its setup script runs with network,
+//! so until references are limited (an allow-list in the configuration, say) a worker shared by
+//! several users must hold no variable that is not meant for all of them: not the store's URL,
+//! not the model's key.
 
 use std::sync::Arc;
 
