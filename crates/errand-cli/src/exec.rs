@@ -99,6 +99,7 @@ pub async fn run(args: ExecArgs, config: Config) -> anyhow::Result<i32> {
         mode: TaskMode::Code,
         environment: environment.as_ref(),
         keep_sandbox: args.keep,
+        followup: None,
     };
     let resources = AttemptResources {
         sandbox: &sandbox_config,

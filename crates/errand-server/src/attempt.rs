@@ -4,19 +4,27 @@
 //! setup), the egress proxy when the environment opens domains, the agent loop, the diff and the
 //! checked report, and the sandbox removed again. Every step is an event in the caller's sink.
 //!
+//! A follow-up starts from its parent's final state: the sandbox is created on the base commit
+//! as usual, the parent's diff is applied inside it, and the agent continues the parent's
+//! conversation. Its diff is therefore against the base commit too (the parent's changes and its
+//! own), while its report covers what it did.
+//!
 //! The attempt arrives `preparing` (the caller recorded that: `errand exec` itself, the store in
 //! `lease_next`), and leaves in a terminal state with its `finished` event, unless it was stopped
 //! from outside without a verdict ([`Stop::Interrupt`], [`Stop::Abandon`]): then the caller
 //! decides what the attempt becomes.
 
 use std::path::Path;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use errand_agent::{AgentConfig, AttemptResult, AttemptSpec, EventSink, Inbox, Model, run_attempt};
-use errand_protocol::{AttemptId, AttemptOutcome, AttemptState, Event, EventKind};
+use errand_agent::{
+    AgentConfig, AttemptResult, AttemptSpec, Conversation, EventSink, Inbox, Model, run_attempt,
+    truncate_for_model,
+};
+use errand_protocol::{AttemptId, AttemptOutcome, AttemptState, Event, EventKind, FileChange};
 use errand_sandbox::{
-    EnvironmentSpec, Limits, LocalSandbox, LocalSandboxConfig, PrepareError, PrepareOptions,
-    Sandbox,
+    EnvironmentSpec, ExecRequest, Limits, LocalSandbox, LocalSandboxConfig, PrepareError,
+    PrepareOptions, Sandbox,
 };
 use errand_store::TaskMode;
 
@@ -44,7 +52,27 @@ pub struct AttemptPlan<'a> {
     pub environment: Option<&'a EnvironmentSpec>,
     /// Leave the sandbox's directory on disk afterwards (for debugging).
     pub keep_sandbox: bool,
+    /// Set for a follow-up: what it starts from.
+    pub followup: Option<Followup<'a>>,
 }
+
+/// What a follow-up starts from: its parent's results.
+#[derive(Debug, Clone, Copy)]
+pub struct Followup<'a> {
+    pub parent: AttemptId,
+    /// The user's follow-up request as they wrote it (for the `follow_up_started` event; the
+    /// plan's `prompt` is what the agent is given).
+    pub request: &'a str,
+    /// The parent's diff against the base commit (`git diff --binary` form), empty when it
+    /// changed nothing.
+    pub parent_diff: &'a str,
+    /// The parent's conversation, continued with the plan's prompt; `None` starts a new one, so
+    /// the prompt must then tell the whole story.
+    pub conversation: Option<&'a Conversation>,
+}
+
+/// Applying a parent's diff is one `git apply`; this only guards against a sandbox that hangs.
+const PARENT_DIFF_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// What an attempt runs with.
 #[derive(Clone, Copy)]
@@ -77,8 +105,8 @@ pub enum AttemptEnd {
     /// The environment's setup failed (the user's script, so the user's to fix): `failed` and
     /// `finished` are recorded with this reason.
     SetupFailed(String),
-    /// Errand could not prepare the environment or the sandbox: `failed` and `finished` are
-    /// recorded with this reason.
+    /// Errand could not prepare the environment or the sandbox, or a follow-up's parent diff
+    /// did not apply: `failed` and `finished` are recorded with this reason.
     NotStarted(String),
     /// Stopped by [`Stop::Cancel`]: `cancelled` and `finished` are recorded.
     Cancelled(String),
@@ -144,19 +172,33 @@ pub async fn run_one_attempt(
     })
     .await;
 
-    let spec = AttemptSpec {
-        prompt: plan.prompt.to_string(),
-        workdir: plan.workdir.to_string(),
-        continues: None,
-    };
     let ran = {
         let mut sink = WithSandboxEvents { sandbox: &sandbox, sink: &mut *sink };
+        let run = async {
+            let mut spec = AttemptSpec {
+                prompt: plan.prompt.to_string(),
+                workdir: plan.workdir.to_string(),
+                continues: None,
+            };
+            if let Some(followup) = plan.followup {
+                let files = apply_parent_diff(&sandbox, plan.commit, followup.parent_diff).await?;
+                sink.record(EventKind::FollowupStarted {
+                    parent: followup.parent,
+                    files,
+                    prompt: followup.request.to_string(),
+                })
+                .await;
+                spec.continues = followup.conversation.cloned();
+            }
+            let result =
+                run_attempt(&spec, &sandbox, resources.model, resources.agent, &mut sink, inbox)
+                    .await;
+            Ok::<_, String>(result)
+        };
         tokio::select! {
             biased;
             stop = &mut stop => Err(stop),
-            result = run_attempt(&spec, &sandbox, resources.model, resources.agent, &mut sink, inbox) => {
-                Ok(result)
-            }
+            result = run => Ok(result),
         }
     };
     if !plan.keep_sandbox
@@ -166,10 +208,60 @@ pub async fn run_one_attempt(
     }
     trim_snapshots(plan, resources).await;
     let end = match ran {
-        Ok(result) => AttemptEnd::Ran(Box::new(result)),
+        Ok(Ok(result)) => AttemptEnd::Ran(Box::new(result)),
+        Ok(Err(reason)) => {
+            record_end(sink, AttemptState::Failed, &reason).await;
+            AttemptEnd::NotStarted(reason)
+        }
         Err(stop) => stopped(sink, stop).await,
     };
     AttemptRun { end, setup_events }
+}
+
+/// Applies a follow-up's parent diff in the sandbox: `git apply` run inside it reads the patch
+/// from its stdin, so nothing on the host follows a path of the workspace (design: "All file work
+/// happens inside the sandbox"). Returns the files changed, as the workspace's diff against the
+/// base commit now lists them.
+async fn apply_parent_diff(
+    sandbox: &LocalSandbox,
+    commit: &str,
+    patch: &str,
+) -> Result<Vec<FileChange>, String> {
+    if patch.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let request = ExecRequest {
+        command: ["git", "apply", "--binary", "--whitespace=nowarn", "-"]
+            .map(String::from)
+            .to_vec(),
+        workdir: String::new(),
+        timeout: PARENT_DIFF_TIMEOUT,
+        env: Vec::new(),
+        stdin: Some(patch.as_bytes().to_vec()),
+    };
+    let mut output = Vec::new();
+    let mut collect = |chunk: &[u8]| output.extend_from_slice(chunk);
+    let outcome = sandbox
+        .exec(request, &mut collect)
+        .await
+        .map_err(|e| format!("could not apply the parent attempt's diff: {e}"))?;
+    if !outcome.success() {
+        let status = match (outcome.exit_code, outcome.timed_out) {
+            (_, true) => "timed out".to_string(),
+            (Some(code), _) => format!("exited {code}"),
+            (None, _) => "was killed".to_string(),
+        };
+        let said = String::from_utf8_lossy(&output);
+        return Err(format!(
+            "the parent attempt's diff does not apply to the base commit {} (git apply {status}): {}",
+            &commit[..commit.len().min(12)],
+            truncate_for_model(said.trim(), 20, 2000)
+        ));
+    }
+    let diff = sandbox.diff().await.map_err(|e| {
+        format!("could not compute the diff after applying the parent attempt's: {e}")
+    })?;
+    Ok(diff.files)
 }
 
 /// Why there is no sandbox.

@@ -21,8 +21,8 @@ mod store_sink;
 mod worker;
 
 pub use attempt::{
-    AttemptEnd, AttemptPlan, AttemptResources, AttemptRun, DEFAULT_SNAPSHOT_CACHE_BYTES, Stop,
-    run_one_attempt,
+    AttemptEnd, AttemptPlan, AttemptResources, AttemptRun, DEFAULT_SNAPSHOT_CACHE_BYTES, Followup,
+    Stop, run_one_attempt,
 };
 pub use environments::StoreEnvironments;
 pub use store_sink::{StopSignal, StoreSink};

@@ -14,17 +14,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use errand_agent::{AgentConfig, EventSink, Inbox, Model};
+use errand_agent::{AgentConfig, Conversation, EventSink, Inbox, Model, restarted_followup_prompt};
 use errand_protocol::{AttemptId, AttemptOutcome, AttemptState, EventKind};
 use errand_sandbox::{EnvironmentSpec, Limits, LocalSandboxConfig};
-use errand_store::{Attempt, Scope, Store, StoreError, Task, TaskMode};
+use errand_store::{ArtifactKind, Attempt, Scope, Store, StoreError, Task, TaskMode};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::leftovers::{local_attempts, remove_attempt_dir};
 use crate::{
-    AttemptEnd, AttemptPlan, AttemptResources, DEFAULT_SNAPSHOT_CACHE_BYTES, Stop, StopSignal,
-    StoreSink, run_one_attempt,
+    AttemptEnd, AttemptPlan, AttemptResources, DEFAULT_SNAPSHOT_CACHE_BYTES, Followup, Stop,
+    StopSignal, StoreSink, run_one_attempt,
 };
 
 /// The reason recorded for an attempt whose worker went away while it ran (the same word
@@ -243,12 +243,13 @@ impl Worker {
                     return Err(format!("this worker cannot load environments (task uses {id})"));
                 }
             };
-            if attempt.parent_id.is_some() {
-                return Err("this worker cannot run follow-ups yet".to_string());
-            }
-            Ok((commit, environment))
+            let parent = match attempt.parent_id {
+                Some(parent) => Some(self.parent_results(parent).await?),
+                None => None,
+            };
+            Ok((commit, environment, parent))
         };
-        let (commit, environment) = match ready.await {
+        let (commit, environment, parent) = match ready.await {
             Ok(ready) => ready,
             Err(reason) => {
                 record_end(&mut sink, AttemptState::Failed, &reason).await;
@@ -258,15 +259,29 @@ impl Worker {
         // A directory left by an earlier try of this attempt on this machine (it was sent back
         // to the queue) would stop the sandbox from being created; it is ours to remove now.
         remove_attempt_dir(&self.sandbox, attempt.id).await;
+        let request = attempt.prompt.as_deref().unwrap_or(&task.prompt);
+        let prompt = match &parent {
+            // Nothing to continue: one message that tells the whole story.
+            Some(parent) if parent.conversation.is_none() => {
+                restarted_followup_prompt(&task.prompt, parent.prompt.as_deref(), request)
+            }
+            _ => request.to_string(),
+        };
         let plan = AttemptPlan {
             attempt: attempt.id,
             repository: Path::new(&task.repository),
             commit: &commit,
-            prompt: attempt.prompt.as_deref().unwrap_or(&task.prompt),
+            prompt: &prompt,
             workdir: "",
             mode: task.mode,
             environment: environment.as_ref(),
             keep_sandbox: false,
+            followup: parent.as_ref().map(|parent| Followup {
+                parent: parent.id,
+                request,
+                parent_diff: &parent.diff,
+                conversation: parent.conversation.as_ref(),
+            }),
         };
         let resources = AttemptResources {
             sandbox: &self.sandbox,
@@ -286,6 +301,38 @@ impl Worker {
             AttemptEnd::Stopped(Stop::Interrupt(reason)) => self.give_up(attempt.id, &reason).await,
             AttemptEnd::Stopped(stop) => tracing::info!("stopped: {stop:?}"),
         }
+    }
+
+    /// What a follow-up needs of its parent. A parent without a diff changed nothing (or never
+    /// got as far); one without a readable conversation is started over (its agent never ran,
+    /// or it was stopped before it finished).
+    async fn parent_results(&self, parent: AttemptId) -> Result<ParentResults, String> {
+        let artifact = |kind: ArtifactKind| async move {
+            self.store
+                .get_artifact(Scope::System, parent, kind)
+                .await
+                .map_err(|e| format!("cannot read the parent attempt's {kind:?} artifact: {e}"))
+        };
+        let stored = self
+            .store
+            .get_attempt(Scope::System, parent)
+            .await
+            .map_err(|e| format!("cannot read the parent attempt {parent}: {e}"))?;
+        let diff = artifact(ArtifactKind::Diff).await?.unwrap_or_default();
+        let conversation = match artifact(ArtifactKind::Conversation).await? {
+            None => None,
+            Some(json) => match serde_json::from_str::<Conversation>(&json) {
+                Ok(conversation) => Some(conversation),
+                Err(e) => {
+                    tracing::warn!(
+                        parent_id = %parent,
+                        "the parent's conversation is unreadable, starting a new one: {e}"
+                    );
+                    None
+                }
+            },
+        };
+        Ok(ParentResults { id: parent, prompt: stored.prompt, diff, conversation })
     }
 
     /// The commit the task's ref resolved to, resolved and recorded by the first attempt that
@@ -352,6 +399,15 @@ impl Worker {
             Err(e) => tracing::warn!(attempt_id = %attempt, "cannot give the attempt up: {e}"),
         }
     }
+}
+
+/// A follow-up's parent as the follow-up starts from it.
+struct ParentResults {
+    id: AttemptId,
+    /// The parent's own follow-up request, if it was one.
+    prompt: Option<String>,
+    diff: String,
+    conversation: Option<Conversation>,
 }
 
 /// The messages users sent to an attempt, from the store's queue: each is taken once, and a store

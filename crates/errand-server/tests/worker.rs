@@ -306,3 +306,147 @@ text = "Write result.txt\n\nWrote `result.txt`. Hello!"
     stop.send(()).unwrap();
     handle.await.unwrap();
 }
+
+/// Runs `worker` until `attempt` is terminal, then stops it.
+async fn run_until_done(world: &World, worker: Worker, attempt: errand_protocol::AttemptId) {
+    let (stop, handle) = start(worker);
+    wait_until("the attempt to finish", || async {
+        let stored = world.store.get_attempt(Scope::System, attempt).await.unwrap();
+        stored.state.is_terminal()
+    })
+    .await;
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follow_up_starts_from_its_parents_changes_and_conversation() {
+    if !sandbox_available() {
+        return;
+    }
+    let world = World::new().await;
+    let (first, after) = writing_models(1).await;
+    let (task, attempts) = world.task(1).await;
+    let parent = attempts[0];
+    let model = Arc::new(RoutedModel::new(&first, &after));
+    run_until_done(&world, world.worker("worker-p", model, 1), parent).await;
+    let stored = world.store.get_attempt(Scope::System, parent).await.unwrap();
+    assert_eq!(stored.state, AttemptState::Succeeded, "{:?}", stored.reason);
+
+    // The follow-up continues the parent's conversation (its task and its answer are in the
+    // request) and finds the parent's file in the workspace.
+    let script = r#"
+[[turns]]
+expect.request_contains = ["write result.txt", "Wrote `result.txt` with one line."]
+expect.last_user_message_contains = ["also write second.txt"]
+[[turns.output]]
+type = "function_call"
+name = "shell"
+arguments = { command = ["sh", "-c", "cat result.txt && echo second > second.txt"] }
+
+[[turns]]
+expect.last_tool_output_contains = ["Exit code: 0", "Output:\ndone"]
+[[turns.output]]
+type = "message"
+text = "Add second.txt\n\nresult.txt says `done`; added second.txt."
+"#;
+    let scripted = ScriptedModel::start(Script::from_toml(script).unwrap()).await.unwrap();
+    let model = Arc::new(RoutedModel::new(&scripted, &scripted));
+    let followup =
+        world.store.create_followup(task.user_id, parent, "also write second.txt").await.unwrap();
+    run_until_done(&world, world.worker("worker-f", model, 1), followup.id).await;
+
+    let stored = world.store.get_attempt(Scope::System, followup.id).await.unwrap();
+    let events = world.events(followup.id).await;
+    assert_eq!(stored.state, AttemptState::Succeeded, "{:?} {:?}", stored.reason, kinds(&events));
+    assert_complete_log(&events);
+    scripted.verify().unwrap();
+    let started = events
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::FollowupStarted { parent, files, prompt } => Some((parent, files, prompt)),
+            _ => None,
+        })
+        .expect("a follow_up_started event");
+    assert_eq!(*started.0, parent);
+    let paths: Vec<&str> = started.1.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["result.txt"]);
+    assert_eq!(started.2, "also write second.txt");
+    let order = kinds(&events);
+    let at = |kind: &str| order.iter().position(|k| k == kind).unwrap();
+    assert!(at("sandbox_ready") < at("followup_started"), "{order:?}");
+    assert!(at("followup_started") < at("turn_started"), "{order:?}");
+    assert!(!order.contains(&"instructions_loaded".to_string()), "not loaded twice: {order:?}");
+
+    // Cumulative against the base commit; the report is the follow-up's.
+    let diff = world.store.get_artifact(Scope::System, followup.id, ArtifactKind::Diff).await;
+    let diff = diff.unwrap().expect("a diff artifact");
+    assert!(diff.contains("+++ b/result.txt") && diff.contains("+done"), "{diff}");
+    assert!(diff.contains("+++ b/second.txt") && diff.contains("+second"), "{diff}");
+    let report = world.store.get_artifact(Scope::System, followup.id, ArtifactKind::Report).await;
+    let report: serde_json::Value = serde_json::from_str(&report.unwrap().unwrap()).unwrap();
+    assert_eq!(report["title"], "Add second.txt", "{report}");
+    assert!(!world.attempt_dir(followup.id).exists(), "the sandbox is removed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follow_up_of_a_parent_that_never_ran_starts_over_with_both_prompts() {
+    if !sandbox_available() {
+        return;
+    }
+    let world = World::new().await;
+    let (task, attempts) = world.task(1).await;
+    let parent = attempts[0];
+    // Cancelled while queued: no diff, no conversation.
+    world.store.request_cancel(Scope::System, parent, "not now").await.unwrap();
+    let script = r#"
+[[turns]]
+expect.last_user_message_contains = ["write result.txt", "and make it loud"]
+expect.request_contains = ["<environment>"]
+[[turns.output]]
+type = "message"
+text = "Nothing to do\n\nresult.txt was never written; nothing changed."
+"#;
+    let scripted = ScriptedModel::start(Script::from_toml(script).unwrap()).await.unwrap();
+    let model = Arc::new(RoutedModel::new(&scripted, &scripted));
+    let followup =
+        world.store.create_followup(task.user_id, parent, "and make it loud").await.unwrap();
+    run_until_done(&world, world.worker("worker-n", model, 1), followup.id).await;
+
+    let stored = world.store.get_attempt(Scope::System, followup.id).await.unwrap();
+    let events = world.events(followup.id).await;
+    assert_eq!(stored.state, AttemptState::Succeeded, "{:?} {:?}", stored.reason, kinds(&events));
+    scripted.verify().unwrap();
+    assert!(events.iter().any(|e| matches!(&e.kind,
+        EventKind::FollowupStarted { files, prompt, .. }
+            if files.is_empty() && prompt == "and make it loud")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follow_up_whose_parent_diff_does_not_apply_fails_saying_so() {
+    if !sandbox_available() {
+        return;
+    }
+    let world = World::new().await;
+    let (task, attempts) = world.task(1).await;
+    let parent = attempts[0];
+    world.store.request_cancel(Scope::System, parent, "not now").await.unwrap();
+    // A diff made against some other README.md.
+    let stale = "diff --git a/README.md b/README.md\n--- a/README.md\n+++ b/README.md\n\
+                 @@ -1 +1 @@\n-A different first line.\n+A changed first line.\n";
+    world.store.put_artifact(parent, ArtifactKind::Diff, stale).await.unwrap();
+    let stalled = stalled_model().await;
+    let model = Arc::new(RoutedModel::new(&stalled, &stalled));
+    let followup = world.store.create_followup(task.user_id, parent, "go on").await.unwrap();
+    run_until_done(&world, world.worker("worker-s", model, 1), followup.id).await;
+
+    let stored = world.store.get_attempt(Scope::System, followup.id).await.unwrap();
+    let events = world.events(followup.id).await;
+    assert_eq!(stored.state, AttemptState::Failed, "{:?}", kinds(&events));
+    let reason = stored.reason.unwrap();
+    assert!(reason.contains("the parent attempt's diff does not apply"), "{reason}");
+    assert!(reason.contains("README.md"), "git apply's words are kept: {reason}");
+    assert_complete_log(&events);
+    assert!(stalled.requests().is_empty(), "the agent never ran");
+    assert!(!world.attempt_dir(followup.id).exists(), "the sandbox is removed");
+}
