@@ -19,6 +19,8 @@ pub struct Config {
     pub sandbox: SandboxSection,
     pub agent: AgentSection,
     pub store: StoreSection,
+    pub server: ServerSection,
+    pub client: ClientSection,
     /// US dollars per million tokens, by model name: `[prices."gpt-5-codex"]`.
     pub prices: std::collections::BTreeMap<String, errand_protocol::Prices>,
 }
@@ -181,6 +183,61 @@ pub struct StoreSection {
     pub url: Option<String>,
 }
 
+/// `errand serve` and `errand worker`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Where `errand serve` listens.
+    pub listen: String,
+    /// Attempts this process runs at once (`errand serve`'s in-process workers, or `errand
+    /// worker`); 0 with `errand serve`: API only, `errand worker` processes run the attempts.
+    pub workers: u32,
+    /// A task's repository must be under one of these directories; empty: any absolute path
+    /// on the server's machine (fine for one user; set it when several share a server).
+    pub repository_roots: Vec<PathBuf>,
+    /// Tasks one user may create in any rolling hour.
+    pub tasks_per_hour: u32,
+    /// Unfinished attempts (queued or running) one user may have at once.
+    pub attempts_per_user: u32,
+    /// Unfinished attempts of all users at once.
+    pub attempts_total: u32,
+    /// Seconds a worker's lease on an attempt lasts without a heartbeat; a dead worker's
+    /// attempts are taken back after it.
+    pub lease_secs: u64,
+    /// Variables of the worker's own environment that stored environments may read secrets
+    /// from (`{ env = "NAME" }`). Empty by default: with several users, a reference could
+    /// otherwise read any of the worker's variables (a model key, the database URL) into a
+    /// setup script that has network.
+    pub secret_variables: Vec<String>,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        let limits = errand_server::api::ApiLimits::default();
+        Self {
+            listen: "127.0.0.1:7878".into(),
+            workers: 2,
+            repository_roots: Vec::new(),
+            tasks_per_hour: limits.tasks_per_hour,
+            attempts_per_user: limits.attempts_per_user,
+            attempts_total: limits.attempts_total,
+            lease_secs: 30,
+            secret_variables: Vec::new(),
+        }
+    }
+}
+
+/// Where the `errand task …` and `errand apply` commands find the server.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientSection {
+    /// The server's URL; default: `http://` + `server.listen`.
+    pub server: Option<String>,
+    /// An API token; default: `ERRAND_TOKEN`, else the token `errand serve` wrote for the local
+    /// user in the data directory.
+    pub token: Option<String>,
+}
+
 /// Reads a variable; `Ok(None)` when unset or empty.
 type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
@@ -259,6 +316,16 @@ impl Config {
         if let Some(v) = env("ERRAND_DATA_DIR") {
             self.sandbox.data_dir = Some(PathBuf::from(v));
         }
+        if let Some(v) = env("ERRAND_LISTEN") {
+            self.server.listen = v;
+        }
+        if let Some(v) = env("ERRAND_SERVER") {
+            self.client.server = Some(v);
+        }
+        if let Some(v) = env("ERRAND_TOKEN") {
+            self.client.token = Some(v);
+        }
+        number(env, "ERRAND_WORKERS", &mut self.server.workers)?;
         number(env, "ERRAND_MODEL_MAX_RETRIES", &mut self.model.max_retries)?;
         number(env, "ERRAND_MODEL_RETRY_BASE_DELAY_MS", &mut self.model.retry_base_delay_ms)?;
         optional(env, "ERRAND_MODEL_MAX_OUTPUT_TOKENS", &mut self.model.max_output_tokens)?;
@@ -365,6 +432,29 @@ impl Config {
         if self.agent.max_turns == 0 {
             bail!("agent.max_turns must be at least 1");
         }
+        if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
+            bail!(
+                "server.listen = {:?} (ERRAND_LISTEN) must be an address and port such as \"127.0.0.1:7878\"",
+                self.server.listen
+            );
+        }
+        if let Some(root) = self.server.repository_roots.iter().find(|r| !r.is_absolute()) {
+            bail!("server.repository_roots: {} must be an absolute path", root.display());
+        }
+        if self.server.tasks_per_hour == 0
+            || self.server.attempts_per_user == 0
+            || self.server.attempts_total == 0
+        {
+            bail!("server.tasks_per_hour, attempts_per_user and attempts_total must be at least 1");
+        }
+        if self.server.lease_secs < 3 {
+            bail!("server.lease_secs must be at least 3 (heartbeats come every third of it)");
+        }
+        if let Some(url) = &self.client.server
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            bail!("client.server = {url:?} (ERRAND_SERVER) must start with http:// or https://");
+        }
         Ok(())
     }
 
@@ -389,6 +479,26 @@ impl Config {
         match &self.store.url {
             Some(url) => url.clone(),
             None => format!("sqlite://{}", self.data_dir().join("errand.db").display()),
+        }
+    }
+
+    /// Where `errand serve` keeps the local user's token for the client commands on this
+    /// machine (readable by its owner only).
+    pub fn local_token_path(&self) -> PathBuf {
+        self.data_dir().join("token")
+    }
+
+    /// What the API enforces, from `[server]`.
+    pub fn api_config(&self) -> errand_server::api::ApiConfig {
+        errand_server::api::ApiConfig {
+            limits: errand_server::api::ApiLimits {
+                tasks_per_hour: self.server.tasks_per_hour,
+                attempts_per_user: self.server.attempts_per_user,
+                attempts_total: self.server.attempts_total,
+                ..Default::default()
+            },
+            repository_roots: self.server.repository_roots.clone(),
+            ..Default::default()
         }
     }
 

@@ -280,10 +280,7 @@ fn check_name(name: &str) -> anyhow::Result<()> {
 }
 
 fn is_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    name.len() <= 64
-        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    errand_sandbox::is_environment_name(name)
 }
 
 /// One line of `errand env list`.

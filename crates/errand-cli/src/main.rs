@@ -6,6 +6,7 @@ mod env;
 mod exec;
 mod models;
 mod render;
+mod service;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,6 +44,16 @@ enum Command {
         /// Print one JSON line with the outcome (used inside the sandbox).
         #[arg(long)]
         json: bool,
+    },
+    /// Run the service: the HTTP API and in-process workers (the embedded default: SQLite in
+    /// the data directory).
+    Serve(service::ServeArgs),
+    /// Run workers only: lease attempts from a shared store (PostgreSQL) and run them here.
+    Worker(service::WorkerArgs),
+    /// Manage the service's users and their API tokens (on the server's machine).
+    User {
+        #[command(subcommand)]
+        what: service::UserCommand,
     },
     /// Check the configured model.
     Models {
@@ -120,6 +131,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Env { what } => env::run(what, config).await,
         Command::Bench { what } => bench::run(what, config).await,
         Command::Models { what } => models::run(what, config).await,
+        Command::Serve(args) => service::serve(args, config).await,
+        Command::Worker(args) => service::worker(args, config).await,
+        Command::User { what } => service::user(what, config).await,
         Command::ApplyPatch { .. }
         | Command::SandboxBridge { .. }
         | Command::SandboxTerminal { .. } => {

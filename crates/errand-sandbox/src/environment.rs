@@ -19,8 +19,8 @@ use crate::egress::{EgressPolicy, Methods, PolicyError};
 mod document;
 
 pub use document::{
-    DocumentError, MAX_DOCUMENT_BYTES, SECRET_SHOWN_AS, redacted_document, resolve_document,
-    stored_document,
+    DocumentError, MAX_DOCUMENT_BYTES, SECRET_SHOWN_AS, is_environment_name, redacted_document,
+    resolve_document, stored_document,
 };
 
 /// Shortest secret value accepted: a shorter one would be redacted out of ordinary words.

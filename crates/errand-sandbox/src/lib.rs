@@ -48,8 +48,8 @@ pub mod terminal;
 
 pub use environment::{
     AgentNetwork, DocumentError, EnvironmentMode, EnvironmentSpec, InvalidEnvironment,
-    MAX_DOCUMENT_BYTES, MIN_SECRET_LEN, SECRET_SHOWN_AS, redacted_document, resolve_document,
-    stored_document,
+    MAX_DOCUMENT_BYTES, MIN_SECRET_LEN, SECRET_SHOWN_AS, is_environment_name, redacted_document,
+    resolve_document, stored_document,
 };
 pub use interactive::{InteractiveRequest, ShellOptions, ShellSandbox};
 pub use limits::{LimitHit, Limits};

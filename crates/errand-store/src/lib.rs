@@ -54,7 +54,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     } else {
         Err(StoreError::Invalid(format!(
             "unsupported database URL `{}`: use sqlite:///path/to/errand.db or postgres://user@host/database",
-            redact(url)
+            redact_url(url)
         )))
     }
 }
@@ -67,8 +67,8 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// A URL without its password, for error messages.
-fn redact(url: &str) -> String {
+/// A database URL without its password, for messages and logs.
+pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
@@ -81,15 +81,15 @@ fn redact(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::redact_url;
 
     #[test]
     fn urls_in_errors_hide_the_password() {
         assert_eq!(
-            redact("postgres://errand:s3cret@db:5432/errand"),
+            redact_url("postgres://errand:s3cret@db:5432/errand"),
             "postgres://errand:***@db:5432/errand"
         );
-        assert_eq!(redact("postgres://db/errand"), "postgres://db/errand");
-        assert_eq!(redact("sqlite:///var/lib/errand.db"), "sqlite:///var/lib/errand.db");
+        assert_eq!(redact_url("postgres://db/errand"), "postgres://db/errand");
+        assert_eq!(redact_url("sqlite:///var/lib/errand.db"), "sqlite:///var/lib/errand.db");
     }
 }

@@ -34,7 +34,10 @@ impl PgStore {
             .connect(url)
             .await
             .map_err(|e| {
-                crate::StoreError::Backend(format!("cannot connect to {}: {e}", crate::redact(url)))
+                crate::StoreError::Backend(format!(
+                    "cannot connect to {}: {e}",
+                    crate::redact_url(url)
+                ))
             })?;
         migrate(&pool).await?;
         Ok(Self { pool })

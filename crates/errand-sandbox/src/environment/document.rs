@@ -95,6 +95,15 @@ struct Checked {
     sources: BTreeMap<String, SecretSource>,
 }
 
+/// Whether `name` may name an environment: letters, digits, `-` and `_`, at most 64, starting
+/// with a letter or digit (so it is never mistaken for an option or a path).
+pub fn is_environment_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 64
+        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 /// Checks an environment document (an object of the settings of [`EnvironmentSpec`]; secrets
 /// as `"value"` or `{"env": "VARIABLE"}`) and returns the JSON text to store: every default
 /// written out, keys sorted, so equal configurations store equal text (and hash alike).

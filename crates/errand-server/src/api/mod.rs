@@ -16,6 +16,7 @@
 //! [`errand_store::Scope::User`], so another user's rows are "not found", never "forbidden".
 
 mod auth;
+mod environments;
 mod error;
 mod events;
 mod hub;
@@ -23,6 +24,7 @@ mod ops;
 mod tasks;
 mod users;
 
+use std::future::{Future, IntoFuture};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -111,10 +113,37 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(tasks::routes())
         .merge(events::routes())
+        .merge(environments::routes())
         .merge(users::routes())
         .merge(ops::routes())
         .fallback(error::not_a_route)
         .layer(axum::middleware::from_fn_with_state(state.clone(), ops::count_responses))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then stops accepting and gives open
+/// requests a few seconds: event streams that are still open after that are cut (their clients
+/// resume with `Last-Event-ID` elsewhere).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let graceful = async move {
+        let mut stopped = stopped;
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    let server = axum::serve(listener, router(state)).with_graceful_shutdown(graceful);
+    let mut server = tokio::spawn(server.into_future());
+    tokio::select! {
+        joined = &mut server => return joined.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+        () = shutdown => {}
+    }
+    let _ = stop.send(true);
+    match tokio::time::timeout(Duration::from_secs(5), server).await {
+        Ok(joined) => joined.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+        Err(_) => Ok(()),
+    }
 }

@@ -15,7 +15,7 @@ use errand_protocol::api::Health;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{AppState, events, tasks, users};
+use super::{AppState, environments, events, tasks, users};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -139,6 +139,9 @@ pub fn openapi_json() -> String {
         tasks::cancel_task, tasks::get_attempt, tasks::cancel_attempt, tasks::followup,
         tasks::message, tasks::diff, tasks::report,
         events::list_events, events::stream_events,
+        environments::list_environments, environments::create_environment,
+        environments::get_environment, environments::update_environment,
+        environments::delete_environment, environments::environment_logs,
         users::me, users::list_tokens, users::create_token, users::revoke_token,
         health, metrics, openapi,
     ),
