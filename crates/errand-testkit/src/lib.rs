@@ -9,6 +9,7 @@
 //! Invariant: never shipped in the `errand` binary; nothing here is a production dependency.
 
 mod chat_stream;
+mod conversation;
 mod expect;
 mod messages_stream;
 mod responses_stream;
@@ -16,5 +17,7 @@ mod script;
 mod server;
 
 pub use responses_stream::{SseEvent, split_in_chunks};
-pub use script::{Arguments, Expect, Fault, FaultKind, Output, Script, ScriptError, Turn, Usage};
+pub use script::{
+    Arguments, Expect, Fault, FaultKind, Output, Script, ScriptError, ScriptMode, Turn, Usage,
+};
 pub use server::ScriptedModel;

@@ -7,10 +7,24 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-/// A parsed script: the turns, in the order the requests will consume them.
+/// A parsed script: the turns, and how requests are matched to them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Script {
     pub turns: Vec<Turn>,
+    pub mode: ScriptMode,
+}
+
+/// How a request is matched to a turn (top-level `mode` key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScriptMode {
+    /// `"sequence"`: one global list; each request takes the next turn, whichever conversation
+    /// it belongs to.
+    #[default]
+    Sequence,
+    /// `"per_conversation"`: the turns are a template every conversation replays on its own.
+    /// The turn is chosen from the request alone: the number of model turns already in its
+    /// input (0 for a conversation's first request), so concurrent conversations can interleave.
+    PerConversation,
 }
 
 /// One model turn: what the request must look like, what to answer, and how to misbehave first.
@@ -179,9 +193,21 @@ impl Script {
             Some(toml::Value::Array(turns)) => turns,
             Some(_) => return Err(invalid("`turns` must be an array of tables (`[[turns]]`)")),
         };
+        let mode = match doc.remove("mode") {
+            None => ScriptMode::Sequence,
+            Some(toml::Value::String(mode)) if mode == "sequence" => ScriptMode::Sequence,
+            Some(toml::Value::String(mode)) if mode == "per_conversation" => {
+                ScriptMode::PerConversation
+            }
+            Some(other) => {
+                return Err(invalid(format!(
+                    "`mode` must be \"sequence\" or \"per_conversation\", got {other}"
+                )));
+            }
+        };
         if let Some(key) = doc.keys().next() {
             return Err(invalid(format!(
-                "unknown top-level key `{key}` (only `turns` is allowed)"
+                "unknown top-level key `{key}` (only `mode` and `turns` are allowed)"
             )));
         }
         let turns = turns
@@ -189,7 +215,7 @@ impl Script {
             .enumerate()
             .map(|(i, value)| parse_turn(i + 1, value))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Script { turns })
+        Ok(Script { turns, mode })
     }
 
     /// Read and parse a script file.

@@ -2,8 +2,11 @@
 //! `POST /v1/chat/completions` (Chat Completions) and `POST /v1/messages` (Anthropic Messages)
 //! from one [`Script`]: the path a client calls picks the protocol.
 //!
-//! Each request consumes the next turn: first its fault (as many times as scripted), then the turn
-//! itself. A request that breaks an expectation, or arrives after the script ran out, gets HTTP
+//! In `sequence` mode each request consumes the next turn: first its fault (as many times as
+//! scripted), then the turn itself. In `per_conversation` mode the turn is chosen from the request
+//! alone (the model turns already in its conversation, [`crate::conversation::model_turns`]), so
+//! concurrent conversations each replay the script; a turn's fault is served to the first `times`
+//! requests of that turn, whichever conversations they come from. A request that breaks an expectation, or arrives after the script ran out, gets HTTP
 //! 400 (code `script_violation`; on `/v1/messages` an Anthropic `invalid_request_error`) and is
 //! recorded for [`ScriptedModel::verify`].
 
@@ -25,10 +28,11 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use crate::chat_stream::ChatChunks;
+use crate::conversation;
 use crate::expect::{self, quote};
 use crate::messages_stream::{self, MessageEvents};
 use crate::responses_stream::ResponseEvents;
-use crate::script::{FaultKind, Output, Script, Turn, Usage};
+use crate::script::{FaultKind, Output, Script, ScriptMode, Turn, Usage};
 
 /// A running scripted model server. It stops accepting connections when dropped.
 pub struct ScriptedModel {
@@ -39,6 +43,7 @@ pub struct ScriptedModel {
 
 struct Shared {
     turns: Vec<Turn>,
+    mode: ScriptMode,
     state: Mutex<PlayState>,
     /// Flips to `true` when the owner drops the server; stalled streams end then.
     shutdown: watch::Receiver<bool>,
@@ -46,10 +51,14 @@ struct Shared {
 
 #[derive(Default)]
 struct PlayState {
-    /// Index of the turn the next request consumes.
+    /// `sequence` mode: index of the turn the next request consumes.
     next_turn: usize,
-    /// How many times the current turn's fault has been served.
-    faults_served: u32,
+    /// Per turn index: how many times its fault has been served (in `sequence` mode only the
+    /// current turn's count moves).
+    faults_served: Vec<u32>,
+    /// Per turn index: how many times it was served normally (what `verify` checks in
+    /// `per_conversation` mode).
+    served: Vec<u32>,
     requests: Vec<Recorded>,
     violations: Vec<String>,
 }
@@ -77,9 +86,16 @@ impl ScriptedModel {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let turn_count = script.turns.len();
+        let state = PlayState {
+            faults_served: vec![0; turn_count],
+            served: vec![0; turn_count],
+            ..PlayState::default()
+        };
         let shared = Arc::new(Shared {
             turns: script.turns,
-            state: Mutex::new(PlayState::default()),
+            mode: script.mode,
+            state: Mutex::new(state),
             shutdown: shutdown_rx.clone(),
         });
         let app = Router::new()
@@ -127,7 +143,20 @@ impl ScriptedModel {
         let state = self.shared.lock();
         let mut problems = state.violations.clone();
         let total = self.shared.turns.len();
-        if state.next_turn < total {
+        if self.shared.mode == ScriptMode::PerConversation {
+            let unserved: Vec<String> = (state.served.iter().enumerate())
+                .filter(|(_, served)| **served == 0)
+                .map(|(index, _)| (index + 1).to_string())
+                .collect();
+            if !unserved.is_empty() {
+                problems.push(format!(
+                    "scripted model: turn(s) {} of {total} never served to any conversation; \
+                     {} request(s) received",
+                    unserved.join(", "),
+                    state.requests.len()
+                ));
+            }
+        } else if state.next_turn < total {
             let unconsumed: Vec<String> =
                 (state.next_turn + 1..=total).map(|n| n.to_string()).collect();
             problems.push(format!(
@@ -161,23 +190,44 @@ impl Shared {
         self.lock().requests.push(Recorded { body, headers });
     }
 
+    /// The 0-based index of the turn a request with this body would be served.
+    fn turn_index(&self, state: &PlayState, body: Option<&Value>, wire: Wire) -> usize {
+        match (self.mode, body) {
+            (ScriptMode::Sequence, _) | (ScriptMode::PerConversation, None) => state.next_turn,
+            (ScriptMode::PerConversation, Some(body)) => conversation::model_turns(body, wire),
+        }
+    }
+
+    /// The 1-based turn number to name in an answer given before the script is consulted.
+    fn turn_hint(&self, raw: &str, wire: Wire) -> usize {
+        let body = serde_json::from_str::<Value>(raw).ok();
+        self.turn_index(&self.lock(), body.as_ref(), wire) + 1
+    }
+
     /// Records the request and decides the reply, advancing the script.
     fn decide(&self, headers: HeaderMap, raw: &str, wire: Wire) -> Reply {
         let mut state = self.lock();
-        let turn = state.next_turn + 1;
         let body = serde_json::from_str::<Value>(raw);
+        let index = self.turn_index(&state, body.as_ref().ok(), wire);
+        let turn = index + 1;
         state.requests.push(Recorded {
             body: body.as_ref().cloned().unwrap_or_else(|_| Value::String(raw.to_string())),
             headers,
         });
-        let violation = match (&body, self.turns.get(state.next_turn)) {
-            (Err(e), _) => Some(format!("request body is not JSON ({e}): {:?}", quote(raw))),
-            (Ok(_), None) => Some(format!(
+        let violation = match (&body, self.turns.get(index), self.mode) {
+            (Err(e), _, _) => Some(format!("request body is not JSON ({e}): {:?}", quote(raw))),
+            (Ok(_), None, ScriptMode::Sequence) => Some(format!(
                 "the script has {} turn(s), all consumed, but another request arrived: {:?}",
                 self.turns.len(),
                 quote(raw)
             )),
-            (Ok(body), Some(spec)) => expect::check(&spec.expect, raw, body, wire).err(),
+            (Ok(_), None, ScriptMode::PerConversation) => Some(format!(
+                "the request's conversation already has {index} model turn(s), but the script \
+                 (per_conversation) has only {} turn(s): {:?}",
+                self.turns.len(),
+                quote(raw)
+            )),
+            (Ok(body), Some(spec), _) => expect::check(&spec.expect, raw, body, wire).err(),
         };
         if let Some(what) = violation {
             let message = format!("scripted model: turn {turn}: {what}");
@@ -185,19 +235,21 @@ impl Shared {
             state.violations.push(message.clone());
             return Reply::Violation { turn, message };
         }
-        let Some(spec) = self.turns.get(state.next_turn) else {
+        let Some(spec) = self.turns.get(index) else {
             // Unreachable: a missing turn is a violation above.
             let message = format!("scripted model: turn {turn}: no such turn");
             return Reply::Violation { turn, message };
         };
         if let Some(fault) = &spec.fault
-            && state.faults_served < fault.times
+            && state.faults_served[index] < fault.times
         {
-            state.faults_served += 1;
+            state.faults_served[index] += 1;
             return Reply::Fault { turn, kind: fault.kind.clone() };
         }
-        state.next_turn += 1;
-        state.faults_served = 0;
+        state.served[index] += 1;
+        if self.mode == ScriptMode::Sequence {
+            state.next_turn += 1;
+        }
         Reply::Serve { turn }
     }
 }
@@ -241,8 +293,9 @@ async fn messages(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: B
         None
     };
     if let Some((status, kind, message)) = missing {
-        shared.record(headers, &String::from_utf8_lossy(&body));
-        let turn = shared.lock().next_turn + 1;
+        let raw = String::from_utf8_lossy(&body);
+        let turn = shared.turn_hint(&raw, Wire::Messages);
+        shared.record(headers, &raw);
         return (status, axum::Json(messages_stream::error_body(kind, message, turn)))
             .into_response();
     }
