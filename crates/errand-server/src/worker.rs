@@ -218,7 +218,7 @@ impl Worker {
             match self.store.renew_lease(attempt, &self.id, self.lease_ttl).await {
                 Ok(renewal) => {
                     if renewal.cancel_requested {
-                        stop.raise(Stop::Cancel("cancelled on request".into()));
+                        stop.raise(Stop::Cancel(cancel_reason(renewal.cancel_reason)));
                     }
                 }
                 Err(e) if e.is_lease_lost() => {
@@ -290,7 +290,8 @@ impl Worker {
             agent: &self.agent,
             snapshot_cache_bytes: self.snapshot_cache_bytes,
         };
-        let inbox = StoreInbox { store: self.store.clone(), attempt: attempt.id };
+        let inbox =
+            StoreInbox { store: self.store.clone(), attempt: attempt.id, stop: stop.clone() };
         let run = run_one_attempt(plan, resources, &mut sink, &inbox, stop.wait()).await;
         match run.end {
             // The sink stored the results before `finished`.
@@ -415,11 +416,21 @@ struct ParentResults {
 struct StoreInbox {
     store: Arc<dyn Store>,
     attempt: AttemptId,
+    stop: StopSignal,
 }
 
 #[async_trait::async_trait]
 impl Inbox for StoreInbox {
+    /// Also the turn boundary's look at a cancel request, so a cancel takes effect before the
+    /// next model request rather than at the next heartbeat.
     async fn take(&self) -> Vec<String> {
+        match self.store.get_attempt(Scope::System, self.attempt).await {
+            Ok(attempt) if attempt.cancel_requested => {
+                self.stop.raise(Stop::Cancel(cancel_reason(attempt.cancel_reason)));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(attempt_id = %self.attempt, "cannot read the attempt: {e}"),
+        }
         match self.store.take_messages(self.attempt).await {
             Ok(messages) => messages.into_iter().map(|m| m.text).collect(),
             Err(e) => {
@@ -428,6 +439,11 @@ impl Inbox for StoreInbox {
             }
         }
     }
+}
+
+/// The reason a cancelled attempt ends with: the user's, else a generic one.
+fn cancel_reason(given: Option<String>) -> String {
+    given.filter(|r| !r.trim().is_empty()).unwrap_or_else(|| "cancelled on request".into())
 }
 
 /// The task id of a finished (or panicked) attempt task.

@@ -31,7 +31,8 @@ const TASK_COLS: &str = "id, user_id, environment_id, repository, git_ref, base_
                          mode, attempts, created_at_ms";
 const ATTEMPT_COLS: &str = "id, task_id, user_id, idx, state, reason, parent_id, prompt, \
                             created_at_ms, started_at_ms, finished_at_ms, lease_owner, \
-                            lease_expires_at_ms, cancel_requested, last_seq, log_closed";
+                            lease_expires_at_ms, cancel_requested, cancel_reason, last_seq, \
+                            log_closed";
 /// Upper bound of one `events_after` page.
 const MAX_EVENTS_PAGE: u32 = 10_000;
 /// Reason recorded on attempts that were running when their worker's lease expired.
@@ -159,6 +160,7 @@ fn attempt_from(row: &DbRow) -> Result<Attempt> {
             _ => None,
         },
         cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0,
+        cancel_reason: row.try_get("cancel_reason")?,
         last_seq: row.try_get::<i64, _>("last_seq")? as u64,
     })
 }
@@ -344,6 +346,7 @@ fn new_attempt(
         finished_at_ms: None,
         lease: None,
         cancel_requested: false,
+        cancel_reason: None,
         last_seq: 0,
     }
 }

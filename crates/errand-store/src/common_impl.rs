@@ -425,8 +425,11 @@ impl Store for Backend {
                 finish_in_tx(&mut tx, id, AttemptState::Cancelled, reason, now_ms()).await?
             }
             AttemptState::Preparing | AttemptState::Running => {
-                sqlx::query("UPDATE attempts SET cancel_requested = 1 WHERE id = $1")
-                    .bind(id.to_string())
+                sqlx::query(
+                    "UPDATE attempts SET cancel_requested = 1, cancel_reason = $2 WHERE id = $1",
+                )
+                .bind(id.to_string())
+                .bind(reason)
                     .execute(&mut *tx)
                     .await?;
             }

@@ -46,9 +46,9 @@ impl Backend {
         let expires_at_ms = now_ms().saturating_add(ttl_ms(ttl));
         // An expired lease that nobody recovered yet may still be renewed: the row lock orders
         // this update and recovery, so exactly one of them wins.
-        let cancel: Option<i64> = sqlx::query_scalar(
+        let cancel: Option<(i64, Option<String>)> = sqlx::query_as(
             "UPDATE attempts SET lease_expires_at_ms = $3 WHERE id = $1 AND lease_owner = $2 \
-             AND state IN ('preparing', 'running') RETURNING cancel_requested",
+             AND state IN ('preparing', 'running') RETURNING cancel_requested, cancel_reason",
         )
         .bind(attempt.to_string())
         .bind(worker_id)
@@ -56,7 +56,9 @@ impl Backend {
         .fetch_optional(&self.pool)
         .await?;
         match cancel {
-            Some(cancel) => Ok(LeaseRenewal { expires_at_ms, cancel_requested: cancel != 0 }),
+            Some((cancel, cancel_reason)) => {
+                Ok(LeaseRenewal { expires_at_ms, cancel_requested: cancel != 0, cancel_reason })
+            }
             None => Err(StoreError::conflict(
                 ConflictKind::LeaseLost,
                 format!("worker `{worker_id}` no longer holds attempt {attempt}"),
@@ -84,7 +86,8 @@ impl Backend {
             ));
         }
         if attempt.cancel_requested {
-            finish_in_tx(&mut tx, id, AttemptState::Cancelled, "cancelled", now).await?;
+            let reason = attempt.cancel_reason.as_deref().unwrap_or("cancelled");
+            finish_in_tx(&mut tx, id, AttemptState::Cancelled, reason, now).await?;
         } else {
             set_state(&mut tx, id, AttemptState::Queued, Some(reason), now).await?;
             let event = EventKind::StateChanged {
@@ -109,8 +112,8 @@ impl Backend {
             let attempt = attempt_from(row)?;
             let worker_id = attempt.lease.as_ref().map(|l| l.worker_id.clone()).unwrap_or_default();
             let to = if attempt.cancel_requested {
-                finish_in_tx(&mut tx, attempt.id, AttemptState::Cancelled, "cancelled", now)
-                    .await?;
+                let reason = attempt.cancel_reason.as_deref().unwrap_or("cancelled");
+                finish_in_tx(&mut tx, attempt.id, AttemptState::Cancelled, reason, now).await?;
                 AttemptState::Cancelled
             } else if attempt.state == AttemptState::Running {
                 finish_in_tx(&mut tx, attempt.id, AttemptState::Failed, INTERRUPTED, now).await?;

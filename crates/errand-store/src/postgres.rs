@@ -23,6 +23,7 @@ const MIGRATION_LOCK: Option<&str> = Some("SELECT pg_advisory_xact_lock(6512104)
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/postgres/0001_initial.sql")),
     (2, "environment_logs", include_str!("../migrations/postgres/0002_environment_logs.sql")),
+    (3, "cancel_reason", include_str!("../migrations/postgres/0003_cancel_reason.sql")),
 ];
 
 impl PgStore {

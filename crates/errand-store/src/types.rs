@@ -179,6 +179,8 @@ pub struct Attempt {
     /// Set by [`crate::Store::request_cancel`] while a worker holds the attempt; the worker
     /// learns it from [`crate::Store::renew_lease`] and records `cancelled`.
     pub cancel_requested: bool,
+    /// The reason given with the cancel request, recorded when the attempt ends `cancelled`.
+    pub cancel_reason: Option<String>,
     /// The `seq` of the last event appended (0 before the first).
     pub last_seq: u64,
 }
@@ -189,6 +191,8 @@ pub struct LeaseRenewal {
     pub expires_at_ms: i64,
     /// The user asked to cancel: stop the agent and record `cancelled`.
     pub cancel_requested: bool,
+    /// The reason they gave.
+    pub cancel_reason: Option<String>,
 }
 
 /// One attempt that [`crate::Store::recover_expired`] took back from a worker whose lease expired.

@@ -677,13 +677,9 @@ async fn cancel_and_follow_up(b: Backend) {
     assert_eq!(running.id, attempts[0].id);
     let requested = store.request_cancel(as_alice, running.id, "changed my mind").await.unwrap();
     assert_eq!((requested.state, requested.cancel_requested), (AttemptState::Running, true));
-    assert!(
-        store
-            .renew_lease(running.id, "w1", Duration::from_secs(60))
-            .await
-            .unwrap()
-            .cancel_requested
-    );
+    let renewal = store.renew_lease(running.id, "w1", Duration::from_secs(60)).await.unwrap();
+    assert!(renewal.cancel_requested);
+    assert_eq!(renewal.cancel_reason.as_deref(), Some("changed my mind"), "the worker learns why");
     let err = store.create_followup(alice.id, running.id, "and more").await.unwrap_err();
     assert_eq!(conflict_kind(err), ConflictKind::InvalidTransition);
     store
