@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::{
     GatedModel, RoutedModel, World, kinds, sandbox_available, wait_until, writing_models,
 };
-use errand_protocol::api::{AttemptView, EventPage, TaskView};
+use errand_protocol::api::{AttemptView, EnvironmentView, EventPage, TaskList, TaskView};
 use errand_protocol::{AttemptState, Event, EventKind};
 use errand_server::Worker;
 use errand_server::api::{ApiConfig, AppState};
@@ -323,4 +323,358 @@ async fn three_attempts_streamed_resumed_messaged_cancelled_and_followed_up() {
 
     let _ = stop.send(());
     worker.await.unwrap();
+}
+
+/// Status and error code of a response, consuming it.
+async fn failure(response: reqwest::Response) -> (StatusCode, String, String) {
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    let code = body["error"]["code"].as_str().unwrap_or_default().to_string();
+    let message = body["error"]["message"].as_str().unwrap_or_default().to_string();
+    assert!(!message.is_empty(), "every error says why: {body}");
+    (status, code, message)
+}
+
+#[tokio::test]
+async fn users_see_only_their_own_tasks_attempts_logs_and_environments() {
+    let world = World::new().await;
+    let api = Api::start(&world, ApiConfig::default()).await;
+    let (alice, bob) = (api.user("alice").await, api.user("bob").await);
+    let repo = world.repo.display().to_string();
+    let task = api.create_task(&alice, json!({"repository": repo, "prompt": "mine"})).await;
+    let attempt = task.attempts[0].id.to_string();
+    let env = api
+        .post(&alice, "/api/environments", json!({"name": "web", "config": {"setup_script": "true"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(env.status(), StatusCode::CREATED);
+
+    let gets = [
+        format!("/api/tasks/{}", task.id),
+        format!("/api/attempts/{attempt}"),
+        format!("/api/attempts/{attempt}/events"),
+        format!("/api/attempts/{attempt}/events/stream"),
+        format!("/api/attempts/{attempt}/diff"),
+        format!("/api/attempts/{attempt}/report"),
+        "/api/environments/web".to_string(),
+        "/api/environments/web/logs".to_string(),
+    ];
+    for path in &gets {
+        let (status, code, _) = failure(api.get(&bob, path).send().await.unwrap()).await;
+        assert_eq!((status, code.as_str()), (StatusCode::NOT_FOUND, "not_found"), "GET {path}");
+    }
+    let posts = [
+        (format!("/api/tasks/{}/cancel", task.id), json!({})),
+        (format!("/api/attempts/{attempt}/cancel"), json!({})),
+        (format!("/api/attempts/{attempt}/messages"), json!({"text": "hi"})),
+        (format!("/api/attempts/{attempt}/followup"), json!({"prompt": "more"})),
+    ];
+    for (path, body) in &posts {
+        let (status, _, _) =
+            failure(api.post(&bob, path, body.clone()).send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "POST {path}");
+    }
+    let deleted =
+        api.http.delete(format!("{}/api/tasks/{}", api.url, task.id)).bearer_auth(&bob).send();
+    assert_eq!(deleted.await.unwrap().status(), StatusCode::NOT_FOUND);
+    // Bob cannot run a task in Alice's environment either, by name or by id.
+    let env: EnvironmentView =
+        api.get(&alice, "/api/environments/web").send().await.unwrap().json().await.unwrap();
+    for name in ["web", env.id.as_str()] {
+        let body = json!({"repository": repo, "prompt": "p", "environment": name});
+        let (status, _, message) =
+            failure(api.post(&bob, "/api/tasks", body).send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{message}");
+    }
+    let listed: TaskList = api.get(&bob, "/api/tasks").send().await.unwrap().json().await.unwrap();
+    assert!(listed.tasks.is_empty());
+    let envs: Vec<EnvironmentView> =
+        api.get(&bob, "/api/environments").send().await.unwrap().json().await.unwrap();
+    assert!(envs.is_empty());
+
+    // Alice's own view is intact: nothing Bob did touched her task.
+    let mine: TaskView = api
+        .get(&alice, &format!("/api/tasks/{}", task.id))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine.attempts[0].state, AttemptState::Queued);
+    assert!(!mine.attempts[0].cancel_requested);
+
+    // No token, a malformed header, an unknown or revoked token: 401 with a way forward.
+    let anonymous = api.http.get(format!("{}/api/tasks", api.url)).send().await.unwrap();
+    assert_eq!(anonymous.headers()["www-authenticate"], "Bearer");
+    assert_eq!(failure(anonymous).await.0, StatusCode::UNAUTHORIZED);
+    let basic =
+        api.http.get(format!("{}/api/tasks", api.url)).header("Authorization", "Basic eDp5").send();
+    assert_eq!(failure(basic.await.unwrap()).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        failure(api.get("errand_nope", "/api/tasks").send().await.unwrap()).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let tokens: Vec<Value> =
+        api.get(&bob, "/api/tokens").send().await.unwrap().json().await.unwrap();
+    let revoked = api
+        .http
+        .delete(format!("{}/api/tokens/{}", api.url, tokens[0]["id"].as_str().unwrap()))
+        .bearer_auth(&bob)
+        .send();
+    assert_eq!(revoked.await.unwrap().status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        failure(api.get(&bob, "/api/me").send().await.unwrap()).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_with_a_reason_and_nothing_is_created() {
+    let world = World::new().await;
+    let config = ApiConfig { max_body_bytes: 64 << 10, ..ApiConfig::default() };
+    let config = ApiConfig {
+        limits: errand_server::api::ApiLimits {
+            max_prompt_bytes: 16 << 10,
+            ..config.limits.clone()
+        },
+        ..config
+    };
+    let api = Api::start(&world, config).await;
+    let alice = api.user("alice").await;
+    let repo = world.repo.display().to_string();
+    let not_a_repo = world.dir.path().join("data-not-repo");
+    std::fs::create_dir_all(&not_a_repo).unwrap();
+    let raw = |body: &'static str| {
+        api.http
+            .post(format!("{}/api/tasks", api.url))
+            .bearer_auth(&alice)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let (status, code, message) = failure(raw("{\"repository\": ").await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "bad_request"), "{message}");
+    let (status, _, message) = failure(raw("[1, 2]").await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{message}");
+    let no_type =
+        api.http.post(format!("{}/api/tasks", api.url)).bearer_auth(&alice).body("{}").send();
+    assert_eq!(failure(no_type.await.unwrap()).await.0, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    let cases = [
+        (json!({"repository": repo, "prompt": "p", "atempts": 2}), "unknown field `atempts`"),
+        (json!({"repository": repo, "prompt": "   "}), "prompt must not be empty"),
+        (json!({"repository": repo, "prompt": "x".repeat(20 << 10)}), "the limit is 16384"),
+        (json!({"repository": repo, "prompt": "p", "attempts": 0}), "between 1 and 8"),
+        (json!({"repository": repo, "prompt": "p", "attempts": 9}), "between 1 and 8"),
+        (json!({"repository": repo, "prompt": "p", "mode": "plan"}), "unknown variant `plan`"),
+        (json!({"repository": repo, "prompt": "p", "ref": "no-such-branch"}), "names no commit"),
+        (
+            json!({"repository": repo, "prompt": "p", "ref": "--upload-pack=touch /tmp/x"}),
+            "is not a branch",
+        ),
+        (json!({"repository": repo, "prompt": "p", "environment": "nope"}), "does not exist"),
+        (json!({"repository": "relative/path", "prompt": "p"}), "absolute path"),
+        (
+            json!({"repository": "https://example.com/r.git", "prompt": "p"}),
+            "URLs are not supported",
+        ),
+        (
+            json!({"repository": not_a_repo.display().to_string(), "prompt": "p"}),
+            "not a git repository",
+        ),
+        (json!({"repository": "/no/such/dir", "prompt": "p"}), "cannot open"),
+    ];
+    for (body, expected) in cases {
+        let (status, _, message) =
+            failure(api.post(&alice, "/api/tasks", body.clone()).send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {message}");
+        assert!(message.contains(expected), "{body}: {message}");
+    }
+    // A body over the server's limit: 413 before anything is parsed.
+    let huge = json!({"repository": repo, "prompt": "x".repeat(100 << 10)});
+    let (status, code, _) =
+        failure(api.post(&alice, "/api/tasks", huge).send().await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"));
+    // Ids that are not ids, routes that are not routes, queries that are not queries.
+    for path in ["/api/tasks/nope", "/api/attempts/task_0", "/api/nothing-here"] {
+        assert_eq!(
+            failure(api.get(&alice, path).send().await.unwrap()).await.0,
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
+    for path in [
+        "/api/tasks?limit=0",
+        "/api/tasks?limit=x",
+        "/api/tasks?before=att_1",
+        "/api/tasks?bogus=1",
+    ] {
+        assert_eq!(
+            failure(api.get(&alice, path).send().await.unwrap()).await.0,
+            StatusCode::BAD_REQUEST,
+            "{path}"
+        );
+    }
+    let bad_resume = api
+        .get(&alice, "/api/attempts/att_01a2109b4fd57149972c892cdb0743fa/events/stream")
+        .header("Last-Event-ID", "ten")
+        .send();
+    assert_eq!(failure(bad_resume.await.unwrap()).await.0, StatusCode::BAD_REQUEST);
+
+    let listed: TaskList =
+        api.get(&alice, "/api/tasks").send().await.unwrap().json().await.unwrap();
+    assert!(listed.tasks.is_empty(), "nothing half-created: {listed:?}");
+    let counts = api.state.store.attempt_counts(None).await.unwrap();
+    assert_eq!(counts.queued + counts.in_flight(), 0);
+
+    // Environments: bad names and documents are refused, secrets never come back.
+    let env_cases = [
+        (json!({"name": "-x", "config": {}}), "not an environment name"),
+        (json!({"name": "ok", "config": [1]}), "JSON object"),
+        (json!({"name": "ok", "config": {"setpu": "true"}}), "setpu"),
+        (json!({"name": "ok", "config": {}, "extra": 1}), "unknown field `extra`"),
+    ];
+    for (body, expected) in env_cases {
+        let (status, _, message) =
+            failure(api.post(&alice, "/api/environments", body.clone()).send().await.unwrap())
+                .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {message}");
+        assert!(message.contains(expected), "{body}: {message}");
+    }
+    let secret = "s3cret-value-that-must-not-leak";
+    let body =
+        json!({"name": "ok", "config": {"secrets": {"TOKEN": secret, "KEY": {"env": "SOME_VAR"}}}});
+    let created = api.post(&alice, "/api/environments", body.clone()).send().await.unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let shown = created.text().await.unwrap();
+    assert!(!shown.contains(secret) && shown.contains("SOME_VAR"), "{shown}");
+    let again = failure(api.post(&alice, "/api/environments", body).send().await.unwrap()).await;
+    assert_eq!(again.0, StatusCode::CONFLICT);
+    let listed = api.get(&alice, "/api/environments").send().await.unwrap().text().await.unwrap();
+    assert!(!listed.contains(secret), "{listed}");
+}
+
+#[tokio::test]
+async fn limits_answer_429_with_retry_after_and_the_limit_named() {
+    let world = World::new().await;
+    let mut config = ApiConfig::default();
+    config.limits.tasks_per_hour = 2;
+    config.limits.attempts_per_user = 3;
+    let api = Api::start(&world, config).await;
+    let alice = api.user("alice").await;
+    let repo = world.repo.display().to_string();
+    api.create_task(&alice, json!({"repository": repo, "prompt": "one", "attempts": 2})).await;
+    // Two more attempts would make four unfinished: over the concurrency limit.
+    let response = api
+        .post(&alice, "/api/tasks", json!({"repository": repo, "prompt": "two", "attempts": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["retry-after"], "30");
+    let (status, code, message) = failure(response).await;
+    assert_eq!((status, code.as_str()), (StatusCode::TOO_MANY_REQUESTS, "rate_limited"));
+    assert!(message.contains("the limit is 3 at once"), "{message}");
+    api.create_task(&alice, json!({"repository": repo, "prompt": "two", "attempts": 1})).await;
+    // A third task within the hour.
+    let response = api
+        .post(&alice, "/api/tasks", json!({"repository": repo, "prompt": "three"}))
+        .send()
+        .await
+        .unwrap();
+    let wait: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((3000..=3600).contains(&wait), "until the first task leaves the hour: {wait}");
+    let (status, _, message) = failure(response).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(message.contains("2 per hour"), "{message}");
+    // Another user has their own allowance.
+    let bob = api.user("bob").await;
+    api.create_task(&bob, json!({"repository": repo, "prompt": "bob's"})).await;
+    let metrics =
+        api.http.get(format!("{}/metrics", api.url)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("errand_rate_limited_total 2"), "{metrics}");
+    assert!(metrics.contains("errand_attempts{state=\"queued\"} 4"), "{metrics}");
+}
+
+#[tokio::test]
+async fn repository_roots_keep_tasks_inside_them_even_through_symlinks() {
+    let world = World::new().await;
+    let inside = world.dir.path().join("repos");
+    std::fs::create_dir(&inside).unwrap();
+    let allowed = inside.join("repo");
+    std::fs::rename(&world.repo, &allowed).unwrap();
+    let outside = world.dir.path().join("elsewhere");
+    std::fs::create_dir(&outside).unwrap();
+    common::git(&outside, &["init", "-q"]);
+    common::git(&outside, &["commit", "-q", "--allow-empty", "-m", "private"]);
+    std::os::unix::fs::symlink(&outside, inside.join("link")).unwrap();
+    let config = ApiConfig { repository_roots: vec![inside.clone()], ..ApiConfig::default() };
+    let api = Api::start(&world, config).await;
+    let alice = api.user("alice").await;
+
+    let task = api
+        .create_task(&alice, json!({"repository": allowed.display().to_string(), "prompt": "p"}))
+        .await;
+    assert_eq!(task.repository, allowed.display().to_string());
+    let refused = [
+        outside.display().to_string(),
+        inside.join("link").display().to_string(),
+        inside.join("repo/../../elsewhere").display().to_string(),
+        "/no/such/dir".to_string(),
+    ];
+    let mut messages = Vec::new();
+    for repository in refused {
+        let body = json!({"repository": repository, "prompt": "p"});
+        let (status, _, message) =
+            failure(api.post(&alice, "/api/tasks", body).send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{repository}");
+        assert!(
+            message.contains("is not a git repository under this server's repository roots"),
+            "{message}"
+        );
+        messages.push(message.replace(&repository, "PATH"));
+    }
+    messages.dedup();
+    assert_eq!(messages.len(), 1, "one answer for missing and forbidden paths alike: {messages:?}");
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route_and_health_and_metrics_answer_without_a_token()
+{
+    let world = World::new().await;
+    let api = Api::start(&world, ApiConfig::default()).await;
+    let doc: Value = api
+        .http
+        .get(format!("{}/api/openapi.json", api.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for path in [
+        "/api/tasks",
+        "/api/tasks/{id}",
+        "/api/tasks/{id}/cancel",
+        "/api/attempts/{id}/events/stream",
+        "/api/attempts/{id}/followup",
+        "/api/attempts/{id}/messages",
+        "/api/attempts/{id}/diff",
+        "/api/environments/{name}",
+        "/api/tokens",
+    ] {
+        assert!(paths.contains_key(path), "{path} missing from {:?}", paths.keys());
+    }
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for schema in ["CreateTask", "TaskView", "EventKind", "ApiError", "Report"] {
+        assert!(schemas.contains_key(schema), "{schema} missing");
+    }
+    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    let health = api.http.get(format!("{}/api/health", api.url)).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let metrics = api.http.get(format!("{}/metrics", api.url)).send().await.unwrap();
+    assert!(metrics.text().await.unwrap().contains("errand_store_up 1"));
 }
