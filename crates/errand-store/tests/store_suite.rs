@@ -1,9 +1,8 @@
 //! One suite, two backends: every test below runs as `sqlite::<name>` against a fresh SQLite
 //! file and as `postgres::<name>` against a fresh database on a PostgreSQL server this test
-//! process starts (support/postgres.rs). Without PostgreSQL the `postgres::` tests fail under
+//! process starts (errand_testkit::postgres). Without PostgreSQL the `postgres::` tests fail under
 //! `CI` and are skipped, with the reason printed, elsewhere.
 
-mod support;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -33,20 +32,9 @@ async fn sqlite_backend() -> Backend {
 }
 
 async fn postgres_backend() -> Option<Backend> {
-    match support::postgres::server() {
-        Ok(server) => {
-            let url = support::postgres::fresh_database(server).await;
-            let store = errand_store::open(&url).await.unwrap();
-            Some(Backend { store, url, sqlite_file: None, _dir: None })
-        }
-        Err(reason) if std::env::var_os("CI").is_some() => {
-            panic!("PostgreSQL is required under CI: {reason}")
-        }
-        Err(reason) => {
-            println!("skipped: no PostgreSQL for this test: {reason}");
-            None
-        }
-    }
+    let url = errand_testkit::postgres::database_or_skip().await?;
+    let store = errand_store::open(&url).await.unwrap();
+    Some(Backend { store, url, sqlite_file: None, _dir: None })
 }
 
 macro_rules! suite {

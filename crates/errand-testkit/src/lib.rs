@@ -1,4 +1,5 @@
-//! Test-only helpers for Errand: the scripted model server.
+//! Test-only helpers for Errand: the scripted model server, and a throwaway PostgreSQL server
+//! ([`postgres`]) for the tests that need one.
 //!
 //! [`ScriptedModel`] speaks the real OpenAI Responses, Chat Completions and Anthropic Messages
 //! streaming protocols on loopback, driven by a
@@ -12,6 +13,7 @@ mod chat_stream;
 mod conversation;
 mod expect;
 mod messages_stream;
+pub mod postgres;
 mod responses_stream;
 mod script;
 mod server;

@@ -212,13 +212,34 @@ extern "C" fn stop_at_exit() {
     }
 }
 
-/// A fresh, empty database on the process's server; returns its URL.
+/// A fresh, empty database on the process's server; returns its URL. Created with the server's
+/// own `createdb`, so the testkit needs no database driver.
 pub async fn fresh_database(server: &PgServer) -> String {
-    use sqlx::Connection;
-    let admin = format!("postgres://postgres@127.0.0.1:{}/postgres", server.port);
-    let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to test postgres");
-    let name = format!("t_{}", uuid::Uuid::now_v7().simple());
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create db");
-    conn.close().await.ok();
-    format!("postgres://postgres@127.0.0.1:{}/{name}", server.port)
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("t_{}_{n}", std::process::id());
+    let createdb = find_bin("createdb").expect("createdb next to initdb");
+    let port = server.port.to_string();
+    let out = tokio::process::Command::new(createdb)
+        .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres", &name])
+        .output()
+        .await
+        .expect("run createdb");
+    assert!(out.status.success(), "createdb {name}: {}", String::from_utf8_lossy(&out.stderr));
+    format!("postgres://postgres@127.0.0.1:{port}/{name}")
+}
+
+/// A database for a test: `Some(url)` on the process's server, `None` (after saying why) when
+/// this machine has no PostgreSQL; under CI a missing PostgreSQL fails the test instead.
+pub async fn database_or_skip() -> Option<String> {
+    match server() {
+        Ok(server) => Some(fresh_database(server).await),
+        Err(reason) if std::env::var_os("CI").is_some() => {
+            panic!("PostgreSQL is required under CI: {reason}")
+        }
+        Err(reason) => {
+            println!("skipped: no PostgreSQL for this test: {reason}");
+            None
+        }
+    }
 }
