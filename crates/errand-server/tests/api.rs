@@ -141,11 +141,25 @@ async fn read_sse(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_attempts_streamed_resumed_messaged_cancelled_and_followed_up() {
+async fn the_whole_flow_on_sqlite() {
     if !sandbox_available() {
         return;
     }
-    let world = World::new().await;
+    three_attempts_streamed_resumed_messaged_cancelled_and_followed_up(World::new().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_flow_on_postgres() {
+    if !sandbox_available() {
+        return;
+    }
+    let Some(url) = errand_testkit::postgres::database_or_skip().await else { return };
+    let mut world = World::new().await;
+    world.store = errand_store::open(&url).await.unwrap();
+    three_attempts_streamed_resumed_messaged_cancelled_and_followed_up(world).await;
+}
+
+async fn three_attempts_streamed_resumed_messaged_cancelled_and_followed_up(world: World) {
     let api = Api::start(&world, ApiConfig::default()).await;
     let alice = api.user("alice").await;
     // Three first turns write result.txt; four answers: the attempts' and the follow-up's.
