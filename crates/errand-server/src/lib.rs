@@ -13,6 +13,7 @@
 //! except through the store, and stops as soon as the store says the attempt is not its own.
 
 pub mod api;
+pub mod bench;
 mod attempt;
 mod environments;
 mod leftovers;
