@@ -9,6 +9,8 @@ use errand_sandbox::LocalSandboxConfig;
 
 use crate::config::Config;
 
+mod service;
+
 /// The cases of `errand bench sandbox`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SandboxCase {
@@ -64,6 +66,11 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// The service under load, all in this process: many attempts in flight against a model
+    /// with a fixed latency per turn (the worker's memory per attempt, against the same process
+    /// idle), and one attempt's events streamed to many SSE clients (delay from stored to
+    /// read, against one client).
+    Service(service::ServiceBench),
 }
 
 pub async fn run(command: BenchCommand, config: Config) -> anyhow::Result<i32> {
@@ -91,6 +98,7 @@ pub async fn run(command: BenchCommand, config: Config) -> anyhow::Result<i32> {
             sandbox(options, config).await
         }
         BenchCommand::Agent { turns, runs } => agent(turns, runs).await,
+        BenchCommand::Service(options) => service::run(options, config).await,
     }
 }
 
