@@ -100,11 +100,13 @@ pub struct CreateTask {
     /// An environment of the caller's, by name or id; none runs on the base image only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<String>,
+    #[schema(min_length = 1)]
     pub prompt: String,
     #[serde(default)]
     pub mode: TaskMode,
     /// Attempts run in parallel, each in its own sandbox (best-of-N): 1 to 8, default 1.
     #[serde(default = "one")]
+    #[schema(minimum = 1, maximum = 8)]
     pub attempts: u32,
 }
 

@@ -14,6 +14,7 @@ mod conversation;
 mod expect;
 mod messages_stream;
 pub mod postgres;
+pub mod python;
 mod responses_stream;
 mod script;
 mod server;

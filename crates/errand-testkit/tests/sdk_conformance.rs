@@ -6,7 +6,7 @@
 //! `tests/sdk/drive.py` runs the SDKs, one suite per wire protocol, and prints what they made of
 //! each answer; its steps consume the turns of [`script`] in order. The SDKs are pinned in
 //! `tests/sdk/requirements.txt` and installed from PyPI into a venv built once under
-//! `CARGO_TARGET_TMPDIR` (`tests/sdk/sdk_venv.py`).
+//! `CARGO_TARGET_TMPDIR` (`errand_testkit::python`).
 
 use std::path::PathBuf;
 
@@ -15,38 +15,11 @@ use serde_json::{Value, json};
 
 const SDK_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk");
 
-/// The venv's python, built on first use; `None` (skip) when this machine has no python3 with
-/// `venv`, which CI must have.
+/// The venv's python with the pinned SDKs, built on first use; `None` (skip) when this machine
+/// has no python3 with `venv`, which CI must have.
 async fn sdk_python() -> Option<PathBuf> {
-    let probe = tokio::process::Command::new("python3")
-        .args(["-c", "import ensurepip, fcntl, venv"])
-        .output()
-        .await;
-    let why = match probe {
-        Ok(out) if out.status.success() => None,
-        Ok(out) => Some(format!(
-            "python3 cannot build a venv ({})",
-            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("no output")
-        )),
-        Err(e) => Some(format!("python3 is not available ({e})")),
-    };
-    if let Some(why) = why {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run the SDK conformance tests, but {why}"
-        );
-        eprintln!("skipping: {why} (run scripts/install-deps.sh as root)");
-        return None;
-    }
-    let out = tokio::process::Command::new("python3")
-        .arg(format!("{SDK_DIR}/sdk_venv.py"))
-        .arg(env!("CARGO_TARGET_TMPDIR"))
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "building the SDK venv failed (PyPI reachable?):\n{stderr}");
-    Some(PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()))
+    let requirements = PathBuf::from(format!("{SDK_DIR}/requirements.txt"));
+    errand_testkit::python::pinned_venv(&requirements, env!("CARGO_TARGET_TMPDIR").as_ref()).await
 }
 
 /// Serves `script` and runs `drive.py <suite>` against it: the driver's report (after checking

@@ -30,7 +30,7 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiFailure> {
         let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
             ApiFailure::unauthorized(
-                "this API needs a token: send `Authorization: Bearer <token>` (create one with `errand token create`)",
+                "this API needs a token: send `Authorization: Bearer <token>` (on the server: `errand user token NAME`)",
             )
         })?;
         let secret = header

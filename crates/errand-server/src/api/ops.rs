@@ -152,11 +152,53 @@ struct ApiDoc;
 struct BearerAuth;
 
 impl utoipa::Modify for BearerAuth {
+    /// The bearer scheme, and the answers every route shares, written once instead of on each
+    /// handler: 401 wherever a token is needed; 400, 413 and 415 wherever a JSON body is read.
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{RefOr, ResponseBuilder, content::ContentBuilder};
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        let error = |description: &str| {
+            let body = ContentBuilder::new()
+                .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name("ApiError"))))
+                .build();
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content("application/json", body)
+                    .build(),
+            )
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations =
+                [&mut item.get, &mut item.post, &mut item.put, &mut item.delete, &mut item.patch];
+            for operation in operations.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                if operation.security.is_some() {
+                    responses
+                        .entry("401".into())
+                        .or_insert_with(|| error("No token, or an unknown or revoked one"));
+                }
+                if operation.request_body.is_some() {
+                    responses
+                        .entry("400".into())
+                        .or_insert_with(|| error("The body is not valid JSON of this shape"));
+                    responses
+                        .entry("413".into())
+                        .or_insert_with(|| error("The body is larger than the server accepts"));
+                    responses
+                        .entry("415".into())
+                        .or_insert_with(|| error("The body is not sent as application/json"));
+                }
+                if !operation.parameters.as_ref().is_none_or(Vec::is_empty) {
+                    responses
+                        .entry("400".into())
+                        .or_insert_with(|| error("A query parameter or header is invalid"));
+                }
+            }
+        }
     }
 }
