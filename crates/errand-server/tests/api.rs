@@ -358,7 +358,11 @@ async fn users_see_only_their_own_tasks_attempts_logs_and_environments() {
     let task = api.create_task(&alice, json!({"repository": repo, "prompt": "mine"})).await;
     let attempt = task.attempts[0].id.to_string();
     let env = api
-        .post(&alice, "/api/environments", json!({"name": "web", "config": {"setup_script": "true"}}))
+        .post(
+            &alice,
+            "/api/environments",
+            json!({"name": "web", "config": {"setup_script": "true"}}),
+        )
         .send()
         .await
         .unwrap();
