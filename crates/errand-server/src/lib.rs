@@ -13,8 +13,8 @@
 //! except through the store, and stops as soon as the store says the attempt is not its own.
 
 pub mod api;
-pub mod bench;
 mod attempt;
+pub mod bench;
 mod environments;
 mod leftovers;
 mod setup_log;
