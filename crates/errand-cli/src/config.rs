@@ -482,6 +482,16 @@ impl Config {
         }
     }
 
+    /// The API the client commands talk to: `client.server` (`ERRAND_SERVER`), else the local
+    /// `errand serve` at `http://` + `server.listen`; never with a trailing slash.
+    pub fn server_url(&self) -> String {
+        let url = match &self.client.server {
+            Some(url) => url.clone(),
+            None => format!("http://{}", self.server.listen),
+        };
+        url.trim_end_matches('/').to_string()
+    }
+
     /// Where `errand serve` keeps the local user's token for the client commands on this
     /// machine (readable by its owner only).
     pub fn local_token_path(&self) -> PathBuf {
@@ -676,6 +686,17 @@ mod tests {
         let err = bad.validate().unwrap_err().to_string();
         assert!(err.contains("store.url") && err.contains("`mysql`"), "{err}");
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn the_server_url_is_the_client_setting_or_the_local_listener() {
+        assert_eq!(Config::default().server_url(), "http://127.0.0.1:7878");
+        let config = Config::from_toml("[server]\nlisten = \"127.0.0.1:9000\"\n").unwrap();
+        assert_eq!(config.server_url(), "http://127.0.0.1:9000");
+        let mut config = Config::default();
+        let env = |key: &str| (key == "ERRAND_SERVER").then(|| "https://errand.example/".into());
+        config.apply_env(&env).unwrap();
+        assert_eq!(config.server_url(), "https://errand.example");
     }
 
     #[test]

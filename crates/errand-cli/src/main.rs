@@ -1,6 +1,7 @@
 //! The `errand` binary: parses arguments and calls the libraries.
 
 mod bench;
+mod client;
 mod config;
 mod env;
 mod exec;
@@ -48,6 +49,14 @@ enum Command {
     /// Run the service: the HTTP API and in-process workers (the embedded default: SQLite in
     /// the data directory).
     Serve(service::ServeArgs),
+    /// Tasks on an Errand server (`errand serve`): create, list, show, follow, diff, cancel,
+    /// follow up, message.
+    Task {
+        #[command(subcommand)]
+        what: client::TaskCommand,
+    },
+    /// Apply a task's diff to the checkout in the current directory.
+    Apply(client::ApplyArgs),
     /// Run workers only: lease attempts from a shared store (PostgreSQL) and run them here.
     Worker(service::WorkerArgs),
     /// Manage the service's users and their API tokens (on the server's machine).
@@ -133,6 +142,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Models { what } => models::run(what, config).await,
         Command::Serve(args) => service::serve(args, config).await,
         Command::Worker(args) => service::worker(args, config).await,
+        Command::Task { what } => client::task(what, config).await,
+        Command::Apply(args) => client::apply(args, config).await,
         Command::User { what } => service::user(what, config).await,
         Command::ApplyPatch { .. }
         | Command::SandboxBridge { .. }
