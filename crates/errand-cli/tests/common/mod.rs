@@ -2,6 +2,9 @@
 //! directory the sandbox's uid can traverse, and one way to run the binary against a scripted
 //! model with a configuration file.
 
+#[allow(dead_code, reason = "only the tests of the service start a server")]
+pub mod server;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
