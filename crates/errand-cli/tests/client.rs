@@ -197,6 +197,62 @@ async fn a_task_runs_on_the_server_and_its_diff_lands_in_the_checkout() {
     model.verify().unwrap();
 }
 
+/// The first turn answers slowly, so a message can arrive while it is under way; it is
+/// answered with a second turn instead of the attempt ending over it.
+const STEERED_SCRIPT: &str = r#"
+[[turns]]
+delay_ms = 3000
+[[turns.output]]
+type = "message"
+text = """
+Looked around
+
+Nothing to change yet.
+"""
+
+[[turns]]
+expect.last_user_message_contains = ["use the v2 client"]
+[[turns.output]]
+type = "message"
+text = """
+Switched to the v2 client
+
+As asked.
+"""
+"#;
+
+#[tokio::test]
+async fn a_message_reaches_a_running_attempt() {
+    if !sandbox_available() {
+        return;
+    }
+    let root = scratch();
+    let repo = make_repo(root.path());
+    let model = ScriptedModel::start(Script::from_toml(STEERED_SCRIPT).unwrap()).await.unwrap();
+    let options = ServeOptions {
+        config: model_config(&model, "openai-responses", 30),
+        workers: Some(1),
+        ..Default::default()
+    };
+    let server = TestServer::start(root.path(), options).await;
+    let created =
+        json(&expect(&server, &repo, &["task", "create", "look around", "--json"], 0).await);
+    let id = created["id"].as_str().unwrap().to_string();
+    // The model has the first request: the attempt is inside its first turn.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while model.requests().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no model request:\n{}", server.log());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let out = expect(&server, &repo, &["task", "message", &id, "use the v2 client"], 0).await;
+    assert!(stderr(&out).contains("the agent reads it at its next turn"), "{}", both(&out));
+    let out = expect(&server, &repo, &["task", "logs", &id, "--follow"], 0).await;
+    let log = stdout(&out);
+    assert!(log.contains("» you: use the v2 client"), "{log}");
+    assert!(log.contains("» Switched to the v2 client"), "{log}");
+    model.verify().unwrap();
+}
+
 #[tokio::test]
 async fn queued_attempts_take_messages_and_are_cancelled() {
     let root = scratch();
