@@ -38,6 +38,7 @@ pub enum TaskCommand {
         /// How many.
         #[arg(long, default_value_t = 20)]
         limit: u32,
+        /// Print JSON (one document per line) for scripts.
         #[arg(long)]
         json: bool,
     },
@@ -45,6 +46,7 @@ pub enum TaskCommand {
     Show {
         /// `task_…`
         task: String,
+        /// Print JSON (one document per line) for scripts.
         #[arg(long)]
         json: bool,
     },
@@ -62,12 +64,14 @@ pub enum TaskCommand {
     /// Print an attempt's diff (default: the attempt that succeeded).
     Diff {
         target: String,
+        /// Print JSON (one document per line) for scripts.
         #[arg(long)]
         json: bool,
     },
     /// Cancel an attempt, or without `/ATTEMPT` every unfinished attempt of the task.
     Cancel {
         target: String,
+        /// Print JSON (one document per line) for scripts.
         #[arg(long)]
         json: bool,
     },
@@ -78,6 +82,7 @@ pub enum TaskCommand {
         /// Then follow the new attempt like `task logs --follow`.
         #[arg(long, short)]
         follow: bool,
+        /// Print JSON (one document per line) for scripts.
         #[arg(long)]
         json: bool,
     },
@@ -85,6 +90,7 @@ pub enum TaskCommand {
     Message {
         target: String,
         text: String,
+        /// Print JSON (one document per line) for scripts.
         #[arg(long)]
         json: bool,
     },
@@ -112,6 +118,7 @@ pub struct CreateArgs {
     /// Then follow the first attempt like `task logs --follow`.
     #[arg(long, short)]
     pub follow: bool,
+    /// Print JSON (one document per line) for scripts.
     #[arg(long)]
     pub json: bool,
 }
@@ -123,6 +130,7 @@ pub struct ApplyArgs {
     /// Only check: list the files and hunks that do not apply, change nothing.
     #[arg(long)]
     pub check: bool,
+    /// Print JSON (one document per line) for scripts.
     #[arg(long)]
     pub json: bool,
 }
