@@ -3,7 +3,6 @@
 //! process starts (errand_testkit::postgres). Without PostgreSQL the `postgres::` tests fail under
 //! `CI` and are skipped, with the reason printed, elsewhere.
 
-
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
