@@ -20,13 +20,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use errand_protocol::{Event, EventKind};
-use errand_sandbox::{
-    EnvironmentSpec, Redactor, SECRET_SHOWN_AS, redacted_document, resolve_document,
-};
-use errand_store::{
-    ConflictKind, Environment, EnvironmentId, NewEnvironmentLog, Store, StoreError, User, UserId,
-};
+use errand_protocol::Event;
+use errand_sandbox::{EnvironmentSpec, SECRET_SHOWN_AS, redacted_document, resolve_document};
+use errand_store::{ConflictKind, Environment, EnvironmentId, Store, StoreError, User, UserId};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -37,8 +33,6 @@ mod shell;
 
 use document::read_file;
 pub(crate) use document::spec_from_toml;
-/// A stored setup log keeps this much of the end of the output (where failures are).
-const MAX_LOG_BYTES: usize = 256 << 10;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum EnvCommand {
@@ -347,63 +341,12 @@ pub async fn for_exec(
 /// attempt itself does not depend on it.
 pub async fn save_setup_logs(stored: Option<&StoredUse>, events: &[Event]) {
     let Some(stored) = stored else { return };
-    for log in setup_logs(events) {
-        let content = Redactor::redact_all(&stored.secrets, log.content.as_bytes());
-        let log = NewEnvironmentLog { content: tail(&String::from_utf8_lossy(&content)), ..log };
+    for log in errand_server::environment_logs(events, &stored.secrets) {
         let saved = stored.local.store.add_environment_log(stored.local.user.id, stored.id, log);
         if let Err(e) = saved.await {
             eprintln!("warning: could not store the environment's setup log: {e}");
         }
     }
-}
-
-/// One log per setup or maintenance run in the events, in order. A run whose end is missing (the
-/// preparation failed around it) is kept with no exit code.
-fn setup_logs(events: &[Event]) -> Vec<NewEnvironmentLog> {
-    let mut logs = Vec::new();
-    let mut current: Option<NewEnvironmentLog> = None;
-    for event in events {
-        match &event.kind {
-            EventKind::SetupStarted { phase, snapshot } => {
-                logs.extend(current.take());
-                current = Some(NewEnvironmentLog {
-                    phase: phase.clone(),
-                    snapshot: Some(snapshot.clone()),
-                    exit_code: None,
-                    duration_ms: 0,
-                    content: String::new(),
-                });
-            }
-            EventKind::SetupOutput { text, .. } => {
-                if let Some(log) = &mut current {
-                    log.content.push_str(text);
-                }
-            }
-            EventKind::SetupFinished { exit_code, duration_ms, .. } => {
-                if let Some(mut log) = current.take() {
-                    log.exit_code = *exit_code;
-                    log.duration_ms = i64::try_from(*duration_ms).unwrap_or(i64::MAX);
-                    logs.push(log);
-                }
-            }
-            _ => {}
-        }
-    }
-    logs.extend(current);
-    logs
-}
-
-/// The last [`MAX_LOG_BYTES`] of a log, cut at a line start, saying how much was left out.
-fn tail(content: &str) -> String {
-    if content.len() <= MAX_LOG_BYTES {
-        return content.to_string();
-    }
-    let mut start = content.len() - MAX_LOG_BYTES;
-    while !content.is_char_boundary(start) {
-        start += 1;
-    }
-    let start = content[start..].find('\n').map_or(start, |n| start + n + 1);
-    format!("[… {start} earlier bytes not kept]\n{}", &content[start..])
 }
 
 fn short_hash(hash: &str) -> &str {
@@ -435,26 +378,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn setup_runs_become_logs() {
-        let event = |kind| Event { seq: 0, at_ms: 0, kind };
-        let events = [
-            event(EventKind::SetupStarted { phase: "setup".into(), snapshot: "s1".into() }),
-            event(EventKind::SetupOutput { phase: "setup".into(), text: "a\n".into() }),
-            event(EventKind::SetupOutput { phase: "setup".into(), text: "b\n".into() }),
-            event(EventKind::SetupFinished {
-                phase: "setup".into(),
-                exit_code: Some(3),
-                duration_ms: 12,
-            }),
-            event(EventKind::SetupStarted { phase: "maintenance".into(), snapshot: "s1".into() }),
-        ];
-        let logs = setup_logs(&events);
-        assert_eq!(logs.len(), 2);
-        assert_eq!((logs[0].content.as_str(), logs[0].exit_code), ("a\nb\n", Some(3)));
-        assert_eq!((logs[1].phase.as_str(), logs[1].exit_code), ("maintenance", None));
-    }
-
-    #[test]
     fn names_and_helpers() {
         for good in ["web", "py-3_12", "A1"] {
             assert!(is_name(good), "{good}");
@@ -464,9 +387,5 @@ mod tests {
         }
         assert_eq!(utc_minutes(0), "1970-01-01 00:00");
         assert_eq!(utc_minutes(1_709_210_096_000), "2024-02-29 12:34");
-        let long = "line\n".repeat(MAX_LOG_BYTES / 5 + 10);
-        let kept = tail(&long);
-        assert!(kept.starts_with("[… 50 earlier bytes not kept]\nline\n"), "{}", &kept[..40]);
-        assert_eq!(tail("short"), "short");
     }
 }

@@ -26,5 +26,6 @@ pub use attempt::{
     Stop, run_one_attempt,
 };
 pub use environments::StoreEnvironments;
+pub use setup_log::environment_logs;
 pub use store_sink::{StopSignal, StoreSink};
 pub use worker::{EnvironmentResolver, INTERRUPTED, Worker};

@@ -4,12 +4,35 @@
 
 use std::path::Path;
 
+use std::collections::BTreeMap;
+
 use errand_agent::EventSink;
 use errand_protocol::{Event, EventKind};
 use errand_sandbox::{
-    EnvironmentSpec, LocalSandbox, LocalSandboxConfig, PrepareError, PrepareOptions, SetupEvent,
-    SnapshotRef,
+    EnvironmentSpec, LocalSandbox, LocalSandboxConfig, PrepareError, PrepareOptions, Redactor,
+    SetupEvent, SnapshotRef,
 };
+use errand_store::NewEnvironmentLog;
+
+/// A stored setup log keeps this much of the end of the output (where failures are).
+const MAX_LOG_BYTES: usize = 256 << 10;
+
+/// The environment's logs of the setup and maintenance runs among `events` (one per run, in
+/// order), each redacted once more with the environment's `secrets` and cut to its last
+/// [`MAX_LOG_BYTES`]: what `errand exec` and the workers store with
+/// `Store::add_environment_log`.
+pub fn environment_logs(
+    events: &[Event],
+    secrets: &BTreeMap<String, String>,
+) -> Vec<NewEnvironmentLog> {
+    setup_logs(events)
+        .into_iter()
+        .map(|log| {
+            let content = Redactor::redact_all(secrets, log.content.as_bytes());
+            NewEnvironmentLog { content: tail(&String::from_utf8_lossy(&content)), ..log }
+        })
+        .collect()
+}
 
 /// Prepares the environment, recording the setup log as events as it arrives (the sandbox calls
 /// back synchronously; the sink is async, so the events travel through a channel). Every event
@@ -123,5 +146,98 @@ mod tests {
             events[0],
             EventKind::SetupOutput { phase: "setup".into(), text: "next".into() }
         );
+    }
+}
+
+/// One log per setup or maintenance run in the events, in order. A run whose end is missing (the
+/// preparation failed around it) is kept with no exit code.
+fn setup_logs(events: &[Event]) -> Vec<NewEnvironmentLog> {
+    let mut logs = Vec::new();
+    let mut current: Option<NewEnvironmentLog> = None;
+    for event in events {
+        match &event.kind {
+            EventKind::SetupStarted { phase, snapshot } => {
+                logs.extend(current.take());
+                current = Some(NewEnvironmentLog {
+                    phase: phase.clone(),
+                    snapshot: Some(snapshot.clone()),
+                    exit_code: None,
+                    duration_ms: 0,
+                    content: String::new(),
+                });
+            }
+            EventKind::SetupOutput { text, .. } => {
+                if let Some(log) = &mut current {
+                    log.content.push_str(text);
+                }
+            }
+            EventKind::SetupFinished { exit_code, duration_ms, .. } => {
+                if let Some(mut log) = current.take() {
+                    log.exit_code = *exit_code;
+                    log.duration_ms = i64::try_from(*duration_ms).unwrap_or(i64::MAX);
+                    logs.push(log);
+                }
+            }
+            _ => {}
+        }
+    }
+    logs.extend(current);
+    logs
+}
+
+/// The last [`MAX_LOG_BYTES`] of a log, cut at a line start, saying how much was left out.
+fn tail(content: &str) -> String {
+    if content.len() <= MAX_LOG_BYTES {
+        return content.to_string();
+    }
+    let mut start = content.len() - MAX_LOG_BYTES;
+    while !content.is_char_boundary(start) {
+        start += 1;
+    }
+    let start = content[start..].find('\n').map_or(start, |n| start + n + 1);
+    format!("[… {start} earlier bytes not kept]\n{}", &content[start..])
+}
+
+#[cfg(test)]
+mod log_tests {
+    use super::*;
+
+    #[test]
+    fn setup_runs_become_logs() {
+        let event = |kind| Event { seq: 0, at_ms: 0, kind };
+        let events = [
+            event(EventKind::SetupStarted { phase: "setup".into(), snapshot: "s1".into() }),
+            event(EventKind::SetupOutput { phase: "setup".into(), text: "a\n".into() }),
+            event(EventKind::SetupOutput { phase: "setup".into(), text: "b\n".into() }),
+            event(EventKind::SetupFinished {
+                phase: "setup".into(),
+                exit_code: Some(3),
+                duration_ms: 12,
+            }),
+            event(EventKind::SetupStarted { phase: "maintenance".into(), snapshot: "s1".into() }),
+        ];
+        let logs = setup_logs(&events);
+        assert_eq!(logs.len(), 2);
+        assert_eq!((logs[0].content.as_str(), logs[0].exit_code), ("a\nb\n", Some(3)));
+        assert_eq!((logs[1].phase.as_str(), logs[1].exit_code), ("maintenance", None));
+    }
+
+    #[test]
+    fn long_logs_keep_their_end_and_secrets_are_redacted() {
+        let long = "line\n".repeat(MAX_LOG_BYTES / 5 + 10);
+        let kept = tail(&long);
+        assert!(kept.starts_with("[… 50 earlier bytes not kept]\nline\n"), "{}", &kept[..40]);
+        assert_eq!(tail("short"), "short");
+        let event = |kind| Event { seq: 0, at_ms: 0, kind };
+        let events = [
+            event(EventKind::SetupStarted { phase: "setup".into(), snapshot: "s1".into() }),
+            event(EventKind::SetupOutput {
+                phase: "setup".into(),
+                text: "token hunter2hunter2\n".into(),
+            }),
+        ];
+        let secrets = BTreeMap::from([("TOKEN".to_string(), "hunter2hunter2".to_string())]);
+        let logs = environment_logs(&events, &secrets);
+        assert!(!logs[0].content.contains("hunter2hunter2"), "{}", logs[0].content);
     }
 }

@@ -293,6 +293,16 @@ impl Worker {
         let inbox =
             StoreInbox { store: self.store.clone(), attempt: attempt.id, stop: stop.clone() };
         let run = run_one_attempt(plan, resources, &mut sink, &inbox, stop.wait()).await;
+        if let (Some(id), Some(spec)) = (task.environment_id, environment.as_ref()) {
+            // The environment's own logs (`GET /api/environments/{name}/logs`, `errand env
+            // logs`) show the runs of the service's attempts too; a failure to save them is
+            // not the attempt's.
+            for log in crate::environment_logs(&run.setup_events, &spec.secrets) {
+                if let Err(e) = self.store.add_environment_log(task.user_id, id, log).await {
+                    tracing::warn!(attempt_id = %attempt.id, "cannot store the setup log: {e}");
+                }
+            }
+        }
         match run.end {
             // The sink stored the results before `finished`.
             AttemptEnd::Ran(_)

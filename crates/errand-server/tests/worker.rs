@@ -450,3 +450,48 @@ async fn a_follow_up_whose_parent_diff_does_not_apply_fails_saying_so() {
     assert!(stalled.requests().is_empty(), "the agent never ran");
     assert!(!world.attempt_dir(followup.id).exists(), "the sandbox is removed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_environments_setup_runs_for_a_workers_attempt_and_its_log_is_kept_redacted() {
+    if !sandbox_available() {
+        return;
+    }
+    let world = World::new().await;
+    let (first, after) = writing_models(1).await;
+    let model = Arc::new(RoutedModel::new(&first, &after));
+    let user = world.store.create_user("alice").await.unwrap();
+    let document = serde_json::json!({
+        "setup_script": "echo setting up with $TOKEN",
+        "secrets": {"TOKEN": "hunter2-the-secret"},
+    });
+    let config = errand_sandbox::stored_document(document).unwrap();
+    let env = world.store.create_environment(user.id, "web", &config).await.unwrap();
+    let new = errand_store::NewTask {
+        environment_id: Some(env.id),
+        repository: world.repo.display().to_string(),
+        git_ref: "main".into(),
+        base_commit: None,
+        prompt: "write result.txt".into(),
+        mode: errand_store::TaskMode::Code,
+        attempts: 1,
+    };
+    let (_task, attempts) = world.store.create_task(user.id, new).await.unwrap();
+    let mut worker = world.worker("worker-env", model, 1);
+    worker.environments =
+        Some(Arc::new(errand_server::StoreEnvironments::new(world.store.clone())));
+    let (stop, handle) = start(worker);
+    wait_until("the attempt to finish", || async {
+        world.store.get_attempt(Scope::System, attempts[0].id).await.unwrap().state.is_terminal()
+    })
+    .await;
+    let events = world.events(attempts[0].id).await;
+    let stored = world.store.get_attempt(Scope::System, attempts[0].id).await.unwrap();
+    assert_eq!(stored.state, AttemptState::Succeeded, "{:?}", kinds(&events));
+    let logs = world.store.environment_logs(user.id, env.id, 5).await.unwrap();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert_eq!((logs[0].phase.as_str(), logs[0].exit_code), ("setup", Some(0)));
+    assert!(logs[0].content.contains("setting up with"), "{}", logs[0].content);
+    assert!(!logs[0].content.contains("hunter2-the-secret"), "{}", logs[0].content);
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+}
