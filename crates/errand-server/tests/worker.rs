@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::watched::WatchedStore;
+use common::watched::watched;
 use common::{
     GatedModel, RoutedModel, World, assert_complete_log, kinds, sandbox_available, stalled_model,
     wait_until, writing_models,
@@ -47,7 +47,7 @@ async fn a_worker_runs_every_attempt_of_a_task_and_stores_its_results() {
     let (first, after) = writing_models(3).await;
     let model = Arc::new(RoutedModel::new(&first, &after));
     let (_task, attempts) = world.task(3).await;
-    let watched = Arc::new(WatchedStore::new(world.store.clone()));
+    let watched = Arc::new(watched(world.store.clone()));
     let mut worker = world.worker("worker-a", model, 2);
     worker.store = watched.clone();
     let (stop, handle) = start(worker);
@@ -80,7 +80,7 @@ async fn a_worker_runs_every_attempt_of_a_task_and_stores_its_results() {
         let conversation = conversation.unwrap().expect("a conversation artifact");
         assert!(conversation.contains("echo done > result.txt"), "{conversation}");
         // A client that reacts to `finished` finds the results.
-        let at_finished = watched.artifacts_at_finished(attempt);
+        let at_finished = watched.observer().artifacts_at_finished(attempt);
         let all = [ArtifactKind::Diff, ArtifactKind::Report, ArtifactKind::Conversation];
         assert_eq!(at_finished.as_deref(), Some(&all[..]));
         assert!(!world.attempt_dir(attempt).exists(), "the sandbox is removed");

@@ -20,6 +20,7 @@
 
 mod error;
 mod ids;
+mod observed;
 mod postgres;
 mod sqlite;
 mod state;
@@ -29,6 +30,7 @@ mod types;
 
 pub use error::{ConflictKind, StoreError};
 pub use ids::{EnvironmentId, TokenId, UserId};
+pub use observed::{AppendObserver, ObservedStore};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use state::allowed_transition;

@@ -35,7 +35,7 @@ use errand_store::Store;
 
 pub use auth::Caller;
 pub use error::ApiFailure;
-pub use hub::{EventHub, NotifyingStore};
+pub use hub::{EventHub, HubNotifier, NotifyingStore};
 pub use ops::{Metrics, openapi_json};
 
 /// What the API allows, per user and in total. Limits are data (design: "Limits are data"): a
@@ -102,7 +102,7 @@ impl AppState {
     /// [`AppState::store`] (a [`NotifyingStore`]) so that streams see their events at once.
     pub fn new(store: Arc<dyn Store>, config: ApiConfig) -> AppState {
         let hub = EventHub::new(store.clone(), config.event_poll);
-        let store: Arc<dyn Store> = Arc::new(NotifyingStore::new(store, hub.clone()));
+        let store: Arc<dyn Store> = Arc::new(NotifyingStore::new(store, HubNotifier(hub.clone())));
         AppState { store, hub, config: Arc::new(config), metrics: Arc::new(Metrics::default()) }
     }
 }
