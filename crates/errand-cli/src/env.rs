@@ -209,48 +209,9 @@ struct LocalUser {
 
 impl LocalUser {
     async fn open(config: &Config) -> anyhow::Result<LocalUser> {
-        let url = config.store_url();
-        if let Some(path) = url.strip_prefix("sqlite://") {
-            create_private(Path::new(path))?;
-        }
-        let store = errand_store::open(&url)
-            .await
-            .context("cannot open the store (store.url in errand.toml, ERRAND_DATABASE_URL)")?;
-        let name = std::env::var("USER").ok().filter(|n| !n.trim().is_empty());
-        let name = name.unwrap_or_else(|| "local".into());
-        let user = match store.user_by_name(&name).await {
-            Ok(user) => user,
-            Err(StoreError::NotFound(_)) => match store.create_user(&name).await {
-                Ok(user) => user,
-                // Another errand process created it first.
-                Err(StoreError::Conflict { kind: ConflictKind::AlreadyExists, .. }) => {
-                    store.user_by_name(&name).await?
-                }
-                Err(e) => return Err(e.into()),
-            },
-            Err(e) => return Err(e.into()),
-        };
+        let store = crate::service::open_store(&config.store_url()).await?;
+        let user = crate::service::local_user(&*store).await?;
         Ok(LocalUser { store, user })
-    }
-}
-
-/// Creates the SQLite file readable by its owner only, before SQLite would create it with the
-/// umask's mode: it holds secret values (docs/security.md). SQLite gives the `-wal` and `-shm`
-/// files it creates the database file's mode.
-fn create_private(path: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if path.exists() {
-        return Ok(());
-    }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the store's directory {}", dir.display()))?;
-    }
-    let created = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
-    match created {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("cannot create the store {}", path.display())),
     }
 }
 

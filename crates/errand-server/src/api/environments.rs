@@ -150,13 +150,21 @@ pub(super) async fn environment_logs(
     Ok(Json(views))
 }
 
-/// The caller's environment named `name` (or with that id).
-async fn find(state: &AppState, user: UserId, name: &str) -> ApiResult<Environment> {
-    let found = match name.parse::<EnvironmentId>() {
+/// The user's environment named `name`, or with that id (a task names one either way).
+pub(super) async fn lookup(
+    state: &AppState,
+    user: UserId,
+    name: &str,
+) -> errand_store::Result<Environment> {
+    match name.parse::<EnvironmentId>() {
         Ok(id) => state.store.get_environment(user, id).await,
         Err(_) => state.store.environment_by_name(user, name).await,
-    };
-    found.map_err(|e| match e {
+    }
+}
+
+/// The caller's environment named `name` (or with that id); 404 if there is none.
+async fn find(state: &AppState, user: UserId, name: &str) -> ApiResult<Environment> {
+    lookup(state, user, name).await.map_err(|e| match e {
         errand_store::StoreError::NotFound(_) => ApiFailure::not_found(format!(
             "environment `{}` not found",
             name.chars().take(80).collect::<String>().escape_debug()

@@ -72,12 +72,12 @@ pub(super) async fn create_task(
         Some(name) => Some(environment_of(&state, caller.id(), name).await?),
         None => None,
     };
-    let repository = repository_path(&state.config.repository_roots, &request.repository).await?;
+    let repository = repository(&state.config.repository_roots, &request.repository).await?;
     let commit = resolve_ref(&repository, &git_ref).await?;
     check_limits(&state, caller.id(), request.attempts, true).await?;
     let new = NewTask {
         environment_id,
-        repository: repository.display().to_string(),
+        repository: repository.root().display().to_string(),
         git_ref,
         base_commit: Some(commit),
         prompt: request.prompt,
@@ -388,11 +388,7 @@ fn check_ref(git_ref: &str) -> ApiResult<()> {
 }
 
 async fn environment_of(state: &AppState, user: UserId, name: &str) -> ApiResult<EnvironmentId> {
-    let found = match name.parse::<EnvironmentId>() {
-        Ok(id) => state.store.get_environment(user, id).await,
-        Err(_) => state.store.environment_by_name(user, name).await,
-    };
-    match found {
+    match super::environments::lookup(state, user, name).await {
         Ok(env) => Ok(env.id),
         Err(StoreError::NotFound(_)) => Err(ApiFailure::bad_request(format!(
             "environment `{}` does not exist (see GET /api/environments)",
@@ -404,7 +400,7 @@ async fn environment_of(state: &AppState, user: UserId, name: &str) -> ApiResult
 
 /// The repository a task names: an absolute path to a git repository on this machine, inside
 /// the configured roots (symlinks resolved first, so a link cannot lead out of them).
-pub(super) async fn repository_path(roots: &[PathBuf], repository: &str) -> ApiResult<PathBuf> {
+async fn repository(roots: &[PathBuf], repository: &str) -> ApiResult<errand_git::Repo> {
     if repository.contains("://") || repository.starts_with("git@") {
         return Err(ApiFailure::bad_request(
             "repository URLs are not supported yet: give the absolute path of a git repository on the server's machine",
@@ -447,18 +443,15 @@ pub(super) async fn repository_path(roots: &[PathBuf], repository: &str) -> ApiR
     if !within(repo.root()) {
         return Err(outside());
     }
-    Ok(repo.root().to_path_buf())
+    Ok(repo)
 }
 
-async fn resolve_ref(repository: &Path, git_ref: &str) -> ApiResult<String> {
-    let repo = errand_git::Repo::discover(repository).await.map_err(|e| {
-        ApiFailure::bad_request(format!("{} is not a git repository: {e}", repository.display()))
-    })?;
+async fn resolve_ref(repo: &errand_git::Repo, git_ref: &str) -> ApiResult<String> {
     repo.resolve_commit(git_ref).await.map_err(|_| {
         ApiFailure::bad_request(format!(
             "ref `{}` names no commit in {}",
             git_ref.escape_debug(),
-            repository.display()
+            repo.root().display()
         ))
     })
 }
