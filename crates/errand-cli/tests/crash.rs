@@ -14,7 +14,7 @@ use common::server::{ServeOptions, TestServer};
 use common::{make_repo, model_config, sandbox_available, scratch};
 use errand_protocol::api::{AttemptView, EventPage, TaskView};
 use errand_protocol::{AttemptState, Event, EventKind};
-use errand_testkit::{Script, ScriptedModel};
+use errand_testkit::{Script, ScriptedModel, wait_until};
 use serde_json::json;
 
 /// Every attempt starts a long command (and would then finish, were it allowed to).
@@ -95,19 +95,6 @@ impl Client {
             assert!(tokio::time::Instant::now() < deadline, "gave up waiting for {id}'s command");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }
-}
-
-/// Polls until `check` holds, for at most two minutes (a bound, not a timing assertion).
-async fn wait_until<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "gave up waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -10,13 +10,12 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{
-    GatedModel, RoutedModel, World, kinds, sandbox_available, wait_until, writing_models,
-};
+use common::{GatedModel, RoutedModel, World, kinds, sandbox_available, writing_models};
 use errand_protocol::api::{AttemptView, EnvironmentView, EventPage, TaskList, TaskView};
 use errand_protocol::{AttemptState, Event, EventKind};
 use errand_server::Worker;
 use errand_server::api::{ApiConfig, AppState};
+use errand_testkit::wait_until;
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};

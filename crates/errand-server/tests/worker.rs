@@ -9,12 +9,12 @@ use std::sync::Arc;
 use common::watched::watched;
 use common::{
     GatedModel, RoutedModel, World, assert_complete_log, kinds, sandbox_available, stalled_model,
-    wait_until, writing_models,
+    writing_models,
 };
 use errand_protocol::{AttemptState, EventKind};
 use errand_server::Worker;
 use errand_store::{ArtifactKind, Scope};
-use errand_testkit::{Script, ScriptedModel};
+use errand_testkit::{Script, ScriptedModel, wait_until};
 use tokio::sync::oneshot;
 
 /// Runs `worker` in a task until the returned sender is used (or dropped).

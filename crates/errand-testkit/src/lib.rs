@@ -24,3 +24,17 @@ pub use script::{
     Arguments, Expect, Fault, FaultKind, Output, Script, ScriptError, ScriptMode, Turn, Usage,
 };
 pub use server::ScriptedModel;
+
+/// Polls `check` until it holds, for at most two minutes: a bound for tests that wait on real
+/// processes, not a timing assertion.
+pub async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "gave up waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

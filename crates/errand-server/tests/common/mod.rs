@@ -224,19 +224,6 @@ pub async fn stalled_model() -> ScriptedModel {
     ScriptedModel::start(Script::from_toml(script).unwrap()).await.unwrap()
 }
 
-/// Polls `check` until it holds, for at most two minutes (a bound, not a timing assertion).
-pub async fn wait_until<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "gave up waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// The `type` of each event, in order.
 pub fn kinds(events: &[Event]) -> Vec<String> {
     events
