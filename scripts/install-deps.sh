@@ -13,6 +13,9 @@ command -v git >/dev/null 2>&1 || need+=(git)            # checkouts and diffs
 # /usr/lib/postgresql/<version>/bin, off PATH.
 command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null \
   || need+=(postgresql)
+# The web UI's tests drive headless Chromium through chromedriver (errand-testkit's browser module).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

@@ -1,5 +1,6 @@
-//! Test-only helpers for Errand: the scripted model server, and a throwaway PostgreSQL server
-//! ([`postgres`]) for the tests that need one.
+//! Test-only helpers for Errand: the scripted model server, a throwaway PostgreSQL server
+//! ([`postgres`]) for the tests that need one, and headless Chromium ([`browser`]) for the web
+//! UI's tests.
 //!
 //! [`ScriptedModel`] speaks the real OpenAI Responses, Chat Completions and Anthropic Messages
 //! streaming protocols on loopback, driven by a
@@ -9,6 +10,7 @@
 //!
 //! Invariant: never shipped in the `errand` binary; nothing here is a production dependency.
 
+pub mod browser;
 mod chat_stream;
 mod conversation;
 mod expect;
