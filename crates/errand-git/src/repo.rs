@@ -56,6 +56,19 @@ impl Repo {
         Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
     }
 
+    /// The bytes of `path` in `commit`, or `None` when the commit has no such file (or it is
+    /// not a file). `path` is relative to the root, as a diff names it; it is passed to git as
+    /// one `<commit>:<path>` argument after `--end-of-options`, so no path is read as an option.
+    /// Read with [`Git::hardened`]: the path may come from an agent.
+    pub async fn file_at(&self, commit: &str, path: &str) -> Result<Option<Vec<u8>>, GitError> {
+        let output = Git::hardened(&self.root)
+            .args(["cat-file", "blob", "--end-of-options"])
+            .arg(format!("{commit}:{path}"))
+            .output(None)
+            .await?;
+        Ok(output.status.success().then_some(output.stdout))
+    }
+
     /// Whether the work tree and index match `HEAD` (untracked, non-ignored files count as changes).
     pub async fn is_clean(&self) -> Result<bool, GitError> {
         let status = Git::user(&self.root)

@@ -1,4 +1,4 @@
-//! Errand's service side. Today: the worker runtime.
+//! Errand's service side: the HTTP API and the web UI (`api/`, `web/`), and the worker runtime.
 //!
 //! - `attempt.rs`: [`run_one_attempt`], one attempt end to end (environment, sandbox, agent,
 //!   diff and report, cleanup) into any [`errand_agent::EventSink`]; `errand exec` and the
@@ -19,6 +19,7 @@ mod environments;
 mod leftovers;
 mod setup_log;
 mod store_sink;
+pub mod web;
 mod worker;
 
 pub use attempt::{

@@ -151,7 +151,7 @@ pub(super) async fn environment_logs(
 }
 
 /// The user's environment named `name`, or with that id (a task names one either way).
-pub(super) async fn lookup(
+pub(crate) async fn lookup(
     state: &AppState,
     user: UserId,
     name: &str,

@@ -116,21 +116,7 @@ pub(super) async fn stream_events(
     };
     // Visible to the caller, or a 404 before the stream starts.
     state.store.get_attempt(caller.scope(), id).await?;
-    // Subscribed before the backlog is read, so nothing falls between the two.
-    let receiver = state.hub.subscribe(id);
-    state.metrics.sse_clients.fetch_add(1, Ordering::Relaxed);
-    let follow = Follow {
-        store: state.store.clone(),
-        hub: state.hub.clone(),
-        scope: caller.scope(),
-        attempt: id,
-        cursor: after,
-        ready: VecDeque::new(),
-        receiver,
-        from_store: true,
-        done: false,
-        metrics: ClientGauge(state.metrics.clone()),
-    };
+    let follow = Follow::new(&state, caller.scope(), id, after);
     let stream = futures_util::stream::unfold(follow, |mut follow| async move {
         let (seq, json) = follow.next().await?;
         let event = SseEvent::default().id(seq.to_string()).data(&*json);
@@ -148,16 +134,17 @@ impl Drop for ClientGauge {
     }
 }
 
-/// One client's position in one attempt's log.
-struct Follow {
+/// One client's position in one attempt's log: the API's event stream, and the web UI's live
+/// log, which turns each event into page updates.
+pub(crate) struct Follow {
     store: Arc<dyn Store>,
     hub: Arc<EventHub>,
     scope: Scope,
     attempt: AttemptId,
     /// The last `seq` handed to the client.
     cursor: u64,
-    /// Events after `cursor`, in order, to hand out next.
-    ready: VecDeque<(u64, Arc<str>, bool)>,
+    /// Events after `cursor`, in order, to hand out next, with their JSON when the hub made it.
+    ready: VecDeque<(Event, Option<Arc<str>>)>,
     receiver: broadcast::Receiver<Arc<Published>>,
     /// Read the store before trusting the broadcast (at start, after a gap or lag).
     from_store: bool,
@@ -167,14 +154,56 @@ struct Follow {
 }
 
 impl Follow {
+    /// Follows `attempt`'s log after `after`. The caller has checked that `scope` sees it.
+    pub(crate) fn new(state: &AppState, scope: Scope, attempt: AttemptId, after: u64) -> Follow {
+        // Subscribed before the backlog is read, so nothing falls between the two.
+        let receiver = state.hub.subscribe(attempt);
+        state.metrics.sse_clients.fetch_add(1, Ordering::Relaxed);
+        Follow {
+            store: state.store.clone(),
+            hub: state.hub.clone(),
+            scope,
+            attempt,
+            cursor: after,
+            ready: VecDeque::new(),
+            receiver,
+            from_store: true,
+            done: false,
+            metrics: ClientGauge(state.metrics.clone()),
+        }
+    }
+
     /// The next event as `(seq, json)`, or `None` when the stream ends.
     async fn next(&mut self) -> Option<(u64, Arc<str>)> {
         loop {
-            if let Some((seq, json, last)) = self.ready.pop_front() {
-                self.cursor = seq;
-                self.done |= last;
+            let (event, json) = self.next_with_json().await?;
+            let json = match json {
+                Some(json) => json,
+                None => match serde_json::to_string(&event) {
+                    Ok(json) => json.into(),
+                    Err(e) => {
+                        tracing::error!("cannot serialize event {}: {e}", event.seq);
+                        continue;
+                    }
+                },
+            };
+            return Some((event.seq, json));
+        }
+    }
+
+    /// The next event, or `None` when the log is closed (or the store failed: the client
+    /// resumes from its last event).
+    pub(crate) async fn next_event(&mut self) -> Option<Event> {
+        self.next_with_json().await.map(|(event, _)| event)
+    }
+
+    async fn next_with_json(&mut self) -> Option<(Event, Option<Arc<str>>)> {
+        loop {
+            if let Some((event, json)) = self.ready.pop_front() {
+                self.cursor = event.seq;
+                self.done |= matches!(event.kind, EventKind::Finished { .. });
                 self.metrics.0.events_streamed.fetch_add(1, Ordering::Relaxed);
-                return Some((seq, json));
+                return Some((event, json));
             }
             if self.done {
                 return None;
@@ -196,7 +225,7 @@ impl Follow {
                     self.from_store = false;
                 }
                 for event in events {
-                    self.queue(&event, None);
+                    self.ready.push_back((event, None));
                 }
                 continue;
             }
@@ -222,17 +251,6 @@ impl Follow {
     }
 
     fn queue(&mut self, event: &Event, json: Option<Arc<str>>) {
-        let last = matches!(event.kind, EventKind::Finished { .. });
-        let json: Arc<str> = match json {
-            Some(json) => json,
-            None => match serde_json::to_string(event) {
-                Ok(json) => json.into(),
-                Err(e) => {
-                    tracing::error!("cannot serialize event {}: {e}", event.seq);
-                    return;
-                }
-            },
-        };
-        self.ready.push_back((event.seq, json, last));
+        self.ready.push_back((event.clone(), json));
     }
 }

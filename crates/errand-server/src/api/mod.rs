@@ -34,9 +34,12 @@ use axum::extract::DefaultBodyLimit;
 use errand_store::Store;
 
 pub use auth::Caller;
+pub(crate) use environments::lookup as lookup_environment;
 pub use error::ApiFailure;
+pub(crate) use events::Follow;
 pub use hub::{EventHub, HubNotifier, NotifyingStore};
 pub use ops::{Metrics, openapi_json};
+pub(crate) use tasks::{create as create_task, create_followup, send_message};
 
 /// What the API allows, per user and in total. Limits are data (design: "Limits are data"): a
 /// refusal is an HTTP 429 with `Retry-After` and a sentence naming the limit.
@@ -75,6 +78,8 @@ pub struct ApiConfig {
     pub event_poll: Duration,
     /// Request bodies above this are refused with 413.
     pub max_body_bytes: usize,
+    /// The web UI served beside the API.
+    pub web: crate::web::WebConfig,
 }
 
 impl Default for ApiConfig {
@@ -84,6 +89,7 @@ impl Default for ApiConfig {
             repository_roots: Vec::new(),
             event_poll: Duration::from_millis(250),
             max_body_bytes: 2 << 20,
+            web: crate::web::WebConfig::default(),
         }
     }
 }
@@ -122,7 +128,13 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves the API on `listener` until `shutdown` resolves, then stops accepting and gives open
+/// The API and the web UI, as `errand serve` serves them.
+pub fn app(state: AppState) -> Router {
+    let web = state.config.web.clone();
+    router(state.clone()).merge(crate::web::router(state, web))
+}
+
+/// Serves the API and the web UI on `listener` until `shutdown` resolves, then stops accepting and gives open
 /// requests a few seconds: event streams that are still open after that are cut (their clients
 /// resume with `Last-Event-ID` elsewhere).
 pub async fn serve(
@@ -135,7 +147,7 @@ pub async fn serve(
         let mut stopped = stopped;
         let _ = stopped.wait_for(|stop| *stop).await;
     };
-    let server = axum::serve(listener, router(state)).with_graceful_shutdown(graceful);
+    let server = axum::serve(listener, app(state)).with_graceful_shutdown(graceful);
     let mut server = tokio::spawn(server.into_future());
     tokio::select! {
         joined = &mut server => return joined.unwrap_or_else(|e| Err(std::io::Error::other(e))),

@@ -58,6 +58,15 @@ pub(super) async fn create_task(
     caller: Caller,
     Body(request): Body<CreateTask>,
 ) -> ApiResult<(StatusCode, Json<TaskView>)> {
+    Ok((StatusCode::CREATED, Json(create(state, caller, request).await?)))
+}
+
+/// Creates a task for `caller`: what `POST /api/tasks` and the web UI's form both do.
+pub(crate) async fn create(
+    state: AppState,
+    caller: Caller,
+    request: CreateTask,
+) -> ApiResult<TaskView> {
     check_text("prompt", &request.prompt, state.config.limits.max_prompt_bytes)?;
     if !(1..=NewTask::MAX_ATTEMPTS).contains(&request.attempts) {
         return Err(ApiFailure::bad_request(format!(
@@ -87,7 +96,7 @@ pub(super) async fn create_task(
     let (task, attempts) = state.store.create_task(caller.id(), new).await?;
     state.metrics.tasks_created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     tracing::info!(task_id = %task.id, attempts = attempts.len(), user = %caller.0.name, "task created");
-    Ok((StatusCode::CREATED, Json(task_view(task, attempts))))
+    Ok(task_view(task, attempts))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -229,12 +238,22 @@ pub(super) async fn followup(
     Body(request): Body<FollowupRequest>,
 ) -> ApiResult<(StatusCode, Json<AttemptView>)> {
     let id: AttemptId = parse_id(&id, "attempt")?;
-    check_text("prompt", &request.prompt, state.config.limits.max_prompt_bytes)?;
+    Ok((StatusCode::CREATED, Json(create_followup(&state, &caller, id, &request.prompt).await?)))
+}
+
+/// A follow-up of attempt `id` for `caller`, within their limits (the API and the web UI).
+pub(crate) async fn create_followup(
+    state: &AppState,
+    caller: &Caller,
+    id: AttemptId,
+    prompt: &str,
+) -> ApiResult<AttemptView> {
+    check_text("prompt", prompt, state.config.limits.max_prompt_bytes)?;
     // Not found before limited: the caller learns nothing from a 429 about others' attempts.
     state.store.get_attempt(caller.scope(), id).await?;
-    check_limits(&state, caller.id(), 1, false).await?;
-    let attempt = state.store.create_followup(caller.id(), id, &request.prompt).await?;
-    Ok((StatusCode::CREATED, Json(attempt_view(attempt))))
+    check_limits(state, caller.id(), 1, false).await?;
+    let attempt = state.store.create_followup(caller.id(), id, prompt).await?;
+    Ok(attempt_view(attempt))
 }
 
 /// Sends a message to a running (or queued) attempt; the model reads it at its next turn.
@@ -250,8 +269,18 @@ pub(super) async fn message(
     Body(request): Body<MessageRequest>,
 ) -> ApiResult<(StatusCode, Json<MessageView>)> {
     let id: AttemptId = parse_id(&id, "attempt")?;
-    check_text("text", &request.text, state.config.limits.max_prompt_bytes)?;
-    let message = state.store.enqueue_message(caller.scope(), id, &request.text).await?;
+    Ok((StatusCode::ACCEPTED, Json(send_message(&state, &caller, id, &request.text).await?)))
+}
+
+/// Queues a message for a running attempt of `caller` (the API and the web UI).
+pub(crate) async fn send_message(
+    state: &AppState,
+    caller: &Caller,
+    id: AttemptId,
+    text: &str,
+) -> ApiResult<MessageView> {
+    check_text("text", text, state.config.limits.max_prompt_bytes)?;
+    let message = state.store.enqueue_message(caller.scope(), id, text).await?;
     let view = MessageView {
         id: message.id,
         attempt_id: message.attempt_id,
@@ -259,7 +288,7 @@ pub(super) async fn message(
         created_at_ms: message.created_at_ms,
         delivered_at_ms: message.delivered_at_ms,
     };
-    Ok((StatusCode::ACCEPTED, Json(view)))
+    Ok(view)
 }
 
 /// The attempt's diff against the task's base commit, as `git apply` takes it.
