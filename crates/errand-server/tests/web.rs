@@ -537,3 +537,100 @@ async fn the_live_log_streams_page_updates_from_where_the_page_stopped() {
         "{last:?}"
     );
 }
+
+#[tokio::test]
+async fn environment_secrets_are_write_only_and_kept_unless_replaced_or_removed() {
+    let world = World::new().await;
+    let web = Web::start(&world).await;
+    let session = web.sign_in(&web.user("alice").await).await;
+    let (_, _, html) = web.get(&session, "/environments/new").await;
+    let csrf = field(&html, "csrf");
+    let form = |name: &str, secrets: &str, remove: Option<&str>, setup: &str| {
+        let mut form = vec![
+            ("csrf", csrf.clone()),
+            ("name", name.to_string()),
+            ("mode", "setup".to_string()),
+            ("base_image", "host".to_string()),
+            ("setup_script", setup.to_string()),
+            ("maintenance_script", String::new()),
+            ("env", "PLAIN=visible-value".to_string()),
+            ("new_secrets", secrets.to_string()),
+            ("snapshot_ttl", "12h".to_string()),
+            ("setup_timeout", "1h".to_string()),
+            ("agent_network", "none".to_string()),
+        ];
+        if let Some(remove) = remove {
+            form.push(("remove", remove.to_string()));
+        }
+        form
+    };
+    let post = |path: String, form: Vec<(&'static str, String)>| {
+        web.http
+            .post(format!("{}{path}", web.url))
+            .header("cookie", &session)
+            .header("origin", &web.url)
+            .form(&form)
+            .send()
+    };
+    let stored = || async {
+        let alice = web.state.store.user_by_name("alice").await.unwrap();
+        let env = web.state.store.environment_by_name(alice.id, "web-env").await.unwrap();
+        serde_json::from_str::<serde_json::Value>(&env.config_json).unwrap()
+    };
+
+    // A bad name or a bad secret comes back as the form, nothing stored.
+    let response = post("/environments".into(), form("-bad name", "", None, "make")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let response =
+        post("/environments".into(), form("web-env", "TOKEN=abc", None, "make")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.text().await.unwrap().contains("Invalid environment"));
+    let alice = web.state.store.user_by_name("alice").await.unwrap();
+    assert!(web.state.store.list_environments(alice.id).await.unwrap().is_empty());
+
+    let response = post(
+        "/environments".into(),
+        form(
+            "web-env",
+            "API_TOKEN=s3cret-value-123456\nOTHER_TOKEN=other-value-654321",
+            None,
+            "make deps",
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let (status, _, page) = web.get(&session, "/environments/web-env").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("API_TOKEN") && page.contains("visible-value") && page.contains("make deps")
+    );
+    assert!(
+        !page.contains("s3cret-value-123456") && !page.contains("other-value-654321"),
+        "secret values are never shown"
+    );
+
+    // Saving without mentioning a secret keeps it; a new value replaces one; a box removes one.
+    let response =
+        post("/environments/web-env".into(), form("web-env", "", None, "make all")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let document = stored().await;
+    assert_eq!(document["secrets"]["API_TOKEN"], "s3cret-value-123456");
+    assert_eq!(document["setup_script"], "make all");
+    let response = post(
+        "/environments/web-env".into(),
+        form("web-env", "API_TOKEN=replaced-value-7890", Some("OTHER_TOKEN"), "make all"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let document = stored().await;
+    assert_eq!(document["secrets"], serde_json::json!({ "API_TOKEN": "replaced-value-7890" }));
+
+    let (_, _, list) = web.get(&session, "/environments").await;
+    assert!(list.contains("web-env") && list.contains("1 secret"), "{list}");
+    let response =
+        post("/environments/web-env/delete".into(), vec![("csrf", csrf.clone())]).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(web.state.store.list_environments(alice.id).await.unwrap().is_empty());
+}

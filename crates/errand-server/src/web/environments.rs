@@ -58,36 +58,54 @@ pub async fn list(State(state): State<WebState>, session: Session) -> PageResult
 }
 
 /// What the form holds.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct EnvironmentForm {
-    #[serde(default)]
     pub csrf: String,
-    #[serde(default)]
     pub name: String,
-    #[serde(default)]
     pub mode: String,
-    #[serde(default)]
     pub base_image: String,
-    #[serde(default)]
     pub setup_script: String,
-    #[serde(default)]
     pub maintenance_script: String,
     /// `KEY=value` lines.
-    #[serde(default)]
     pub env: String,
     /// `NAME=value` lines: secrets to add or replace.
-    #[serde(default)]
     pub new_secrets: String,
-    /// Names of secrets to remove, comma-separated (one checkbox each in the form).
-    #[serde(default)]
+    /// Names of secrets to remove (one checkbox each, so the key repeats).
     pub remove: Vec<String>,
-    #[serde(default)]
     pub snapshot_ttl: String,
-    #[serde(default)]
     pub setup_timeout: String,
     /// `none`, or the domains the agent may reach, separated by spaces or commas.
-    #[serde(default)]
     pub agent_network: String,
+}
+
+impl EnvironmentForm {
+    /// The form from its fields as posted (a repeated key, `remove`, is why it is not derived:
+    /// form decoding into a struct keeps one value per key).
+    fn from_pairs(pairs: Vec<(String, String)>) -> EnvironmentForm {
+        let mut form = EnvironmentForm::default();
+        for (key, value) in pairs {
+            let field = match key.as_str() {
+                "csrf" => &mut form.csrf,
+                "name" => &mut form.name,
+                "mode" => &mut form.mode,
+                "base_image" => &mut form.base_image,
+                "setup_script" => &mut form.setup_script,
+                "maintenance_script" => &mut form.maintenance_script,
+                "env" => &mut form.env,
+                "new_secrets" => &mut form.new_secrets,
+                "snapshot_ttl" => &mut form.snapshot_ttl,
+                "setup_timeout" => &mut form.setup_timeout,
+                "agent_network" => &mut form.agent_network,
+                "remove" => {
+                    form.remove.push(value);
+                    continue;
+                }
+                _ => continue,
+            };
+            *field = value;
+        }
+        form
+    }
 }
 
 pub struct LogRun {
@@ -165,8 +183,9 @@ pub async fn create(
     State(state): State<WebState>,
     session: Session,
     headers: HeaderMap,
-    Form(form): Form<EnvironmentForm>,
+    Form(pairs): Form<Vec<(String, String)>>,
 ) -> PageResult {
+    let form = EnvironmentForm::from_pairs(pairs);
     check_form(&session, &headers, &form.csrf)?;
     let name = form.name.trim().to_string();
     let refused = |form: EnvironmentForm, error: String, status| {
@@ -204,8 +223,9 @@ pub async fn update(
     session: Session,
     headers: HeaderMap,
     Path(name): Path<String>,
-    Form(mut form): Form<EnvironmentForm>,
+    Form(pairs): Form<Vec<(String, String)>>,
 ) -> PageResult {
+    let mut form = EnvironmentForm::from_pairs(pairs);
     check_form(&session, &headers, &form.csrf)?;
     let environment = find(&state, &session, &name).await?;
     let stored: Map<String, Value> =

@@ -293,16 +293,16 @@ fn command_html(command: &Command, out: &mut String) {
         None => out.push_str(RUNNING),
     }
     out.push_str("</span></div>");
-    out.push_str("<details class=\"out\"><summary><span class=\"preview\">");
+    out.push_str(&format!(
+        "<details class=\"out\"><summary><span class=\"count\" id=\"n-{key}\">{}</span><span class=\"preview\">",
+        line_count(command.lines.len() as u64)
+    ));
     for line in command.lines.iter().take(PREVIEW_LINES) {
         out.push_str("<span class=\"pl\">");
         line_html(line, 160, out);
         out.push_str("</span>");
     }
-    out.push_str(&format!(
-        "</span> <span class=\"count\" id=\"n-{key}\">{}</span></summary><pre id=\"o-{key}\">",
-        line_count(command.lines.len() as u64)
-    ));
+    out.push_str(&format!("</span></summary><pre id=\"o-{key}\">"));
     for line in &command.lines {
         out.push_str("<span class=\"l\">");
         line_html(line, MAX_LINE_CHARS, out);

@@ -83,9 +83,10 @@ impl CitationLinks for Citations {
             out.push_str("</span>");
         }
         if let Some(excerpt) = checked.map(|c| c.excerpt.as_str()).filter(|e| !e.is_empty()) {
-            out.push_str("<span class=\"preview\" role=\"tooltip\"><pre>");
+            // Phrasing content only: a <pre> would close the paragraph around the citation.
+            out.push_str("<span class=\"preview\" role=\"tooltip\"><code class=\"excerpt\">");
             super::html::terminal_into(out, excerpt);
-            out.push_str("</pre></span>");
+            out.push_str("</code></span>");
         }
         out.push_str("</span>");
     }
@@ -142,7 +143,11 @@ pub async fn show(
     Query(query): Query<ReviewQuery>,
 ) -> PageResult {
     let id = attempt_id(&id)?;
-    let (header, attempt, task) = AttemptHeader::load(&state, &session, id).await?;
+    let (mut header, attempt, task) = AttemptHeader::load(&state, &session, id).await?;
+    // Switching attempts keeps the review open.
+    for sibling in &mut header.siblings {
+        sibling.href.push_str("/review");
+    }
     let report = report(&state, &session, id).await?;
     let citations = Citations::new(id, report.as_ref());
     let diff_text = state
