@@ -38,6 +38,8 @@ serve: Errand starts below. In another terminal, delegate to it:
   errand task create --attempts 2 --follow "fix the failing test"
   errand task list
   errand apply <task id>/0 --check && errand apply <task id>/0
+Or in a browser: http://127.0.0.1:7878 (sign in with the token in the data directory's
+\`token\` file; as root: /var/lib/errand/token), New task, repository $work/calc.
 The API is at http://127.0.0.1:7878/api (OpenAPI: /api/openapi.json).
 MSG
 "$bin/errand" serve

@@ -209,6 +209,9 @@ pub struct ServerSection {
     /// otherwise read any of the worker's variables (a model key, the database URL) into a
     /// setup script that has network.
     pub secret_variables: Vec<String>,
+    /// Browsers reach the web UI over HTTPS (through a TLS proxy): its cookies are marked
+    /// `Secure`. Leave it off for plain HTTP (loopback, the embedded default).
+    pub secure_cookies: bool,
 }
 
 impl Default for ServerSection {
@@ -223,6 +226,7 @@ impl Default for ServerSection {
             attempts_total: limits.attempts_total,
             lease_secs: 30,
             secret_variables: Vec::new(),
+            secure_cookies: false,
         }
     }
 }
@@ -326,6 +330,13 @@ impl Config {
             self.client.token = Some(v);
         }
         number(env, "ERRAND_WORKERS", &mut self.server.workers)?;
+        if let Some(v) = env("ERRAND_SECURE_COOKIES") {
+            self.server.secure_cookies = match v.as_str() {
+                "1" | "true" => true,
+                "0" | "false" => false,
+                _ => bail!("ERRAND_SECURE_COOKIES={v:?} must be true or false"),
+            };
+        }
         number(env, "ERRAND_MODEL_MAX_RETRIES", &mut self.model.max_retries)?;
         number(env, "ERRAND_MODEL_RETRY_BASE_DELAY_MS", &mut self.model.retry_base_delay_ms)?;
         optional(env, "ERRAND_MODEL_MAX_OUTPUT_TOKENS", &mut self.model.max_output_tokens)?;
@@ -508,6 +519,7 @@ impl Config {
                 ..Default::default()
             },
             repository_roots: self.server.repository_roots.clone(),
+            web: errand_server::web::WebConfig { secure_cookies: self.server.secure_cookies },
             ..Default::default()
         }
     }
