@@ -634,3 +634,113 @@ async fn environment_secrets_are_write_only_and_kept_unless_replaced_or_removed(
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert!(web.state.store.list_environments(alice.id).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn follow_up_cancel_and_patch_from_the_pages() {
+    let world = World::new().await;
+    let web = Web::start(&world).await;
+    let (task, attempts) = world.task(2).await;
+    let session = web.sign_in(&web.user("alice").await).await;
+    let store = &web.state.store;
+    // As the API does when it creates a task: the ref resolved to its commit.
+    let head = common::git(&world.repo, &["rev-parse", "HEAD"]);
+    store.set_base_commit(task.id, head.trim()).await.unwrap();
+    let (_, _, html) = web.get(&session, &format!("/tasks/{}", task.id)).await;
+    let csrf = field(&html, "csrf");
+    assert!(html.contains("Cancel all attempts"), "queued attempts can be cancelled");
+
+    // The first attempt finishes with a diff; the second is cancelled from its page.
+    let (leased, _) =
+        store.lease_next("w", std::time::Duration::from_secs(60)).await.unwrap().unwrap();
+    let done = leased.id;
+    let queued = *attempts.iter().find(|a| **a != done).unwrap();
+    store
+        .append_event(done, &EventKind::StateChanged { state: AttemptState::Running, reason: None })
+        .await
+        .unwrap();
+    let diff = "diff --git a/README.md b/README.md\n--- a/README.md\n+++ b/README.md\n@@ -1 +1 @@\n-A repository for worker tests.\n+A repository for web tests.\n";
+    store.put_artifact(done, ArtifactKind::Diff, diff).await.unwrap();
+    store
+        .append_event(
+            done,
+            &EventKind::StateChanged { state: AttemptState::Succeeded, reason: None },
+        )
+        .await
+        .unwrap();
+    store
+        .append_event(
+            done,
+            &EventKind::Finished {
+                outcome: AttemptOutcome { state: AttemptState::Succeeded, reason: "done".into() },
+            },
+        )
+        .await
+        .unwrap();
+
+    let response = web
+        .post(&session, &format!("/attempts/{queued}/cancel"), Some(&web.url), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        store.get_attempt(Scope::System, queued).await.unwrap().state,
+        AttemptState::Cancelled
+    );
+
+    // The patch downloads as a file; the final tree shows the changed line.
+    let response = web
+        .http
+        .get(format!("{}/attempts/{done}/patch", web.url))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment; filename=\"att_")
+    );
+    assert_eq!(response.text().await.unwrap(), diff);
+    let (status, _, file) =
+        web.get(&session, &format!("/attempts/{done}/files/README.md?lines=1-1")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        file.contains("A repository for web tests.") && file.contains("class=\"hl\""),
+        "{file}"
+    );
+    let (status, _, _) = web.get(&session, &format!("/attempts/{done}/files/../etc/passwd")).await;
+    assert!(status == StatusCode::BAD_REQUEST || status == StatusCode::NOT_FOUND, "{status}");
+    let (_, _, review) = web.get(&session, &format!("/attempts/{done}/review")).await;
+    assert!(
+        review.contains(&format!("errand apply {done}")) && review.contains("Download patch"),
+        "{review}"
+    );
+
+    // A follow-up: a new attempt of the same task, and its page.
+    let response = web
+        .post(
+            &session,
+            &format!("/attempts/{done}/followup"),
+            Some(&web.url),
+            &[("csrf", &csrf), ("prompt", "also the docs")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let all = store.list_attempts(Scope::System, task.id).await.unwrap();
+    let followup = all.iter().find(|a| a.parent_id == Some(done)).expect("a follow-up attempt");
+    assert_eq!(followup.prompt.as_deref(), Some("also the docs"));
+    assert_eq!(response.headers()[LOCATION], format!("/attempts/{}", followup.id).as_str());
+    // An empty one is refused with the reason, and nothing is created.
+    let response = web
+        .post(
+            &session,
+            &format!("/attempts/{done}/followup"),
+            Some(&web.url),
+            &[("csrf", &csrf), ("prompt", "  ")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.text().await.unwrap().contains("prompt must not be empty"));
+    assert_eq!(store.list_attempts(Scope::System, task.id).await.unwrap().len(), 3);
+}
