@@ -452,11 +452,11 @@ fn item_html(event: &Event, links: &dyn CitationLinks) -> String {
         EventKind::SandboxReady { backend, isolation, base_commit, duration_ms } => {
             open("meta", &mut out);
             out.push_str(&format!(
-                "<span class=\"muted\">sandbox ready in {} ({}; {}) at {}</span>",
+                "<details class=\"muted\"><summary>sandbox ready in {} at {}</summary>{}: {}</details>",
                 duration(*duration_ms),
+                escape(&base_commit.chars().take(10).collect::<String>()),
                 escape(backend),
-                escape(&isolation.join(", ")),
-                escape(&base_commit.chars().take(10).collect::<String>())
+                escape(&isolation.join(", "))
             ));
         }
         EventKind::InstructionsLoaded { files, bytes, truncated } => {
