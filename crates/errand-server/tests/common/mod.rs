@@ -4,6 +4,8 @@
 //! request until the test lets it go, a store that watches `finished`, and bounded waits.
 
 pub mod watched;
+#[allow(dead_code)]
+pub mod web;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
