@@ -7,119 +7,14 @@
 mod common;
 
 use common::World;
+use common::web::{Web, cookie, field};
 use errand_protocol::{
     AttemptOutcome, AttemptState, CheckResult, Citation, CitationTarget, EventKind, Report,
 };
-use errand_server::api::{ApiConfig, AppState};
 use errand_store::{ArtifactKind, Page, Scope};
 use futures_util::StreamExt;
 use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
-
-struct Web {
-    url: String,
-    http: reqwest::Client,
-    state: AppState,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-impl Web {
-    async fn start(world: &World) -> Web {
-        let state = AppState::new(world.store.clone(), ApiConfig::default());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let served = state.clone();
-        tokio::spawn(async move {
-            errand_server::api::serve(listener, served, async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        });
-        // Redirects are asserted, not followed.
-        let http =
-            reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        Web { url, http, state, _stop: stop }
-    }
-
-    /// A user with an API token.
-    async fn user(&self, name: &str) -> String {
-        let user = match self.state.store.user_by_name(name).await {
-            Ok(user) => user,
-            Err(_) => self.state.store.create_user(name).await.unwrap(),
-        };
-        self.state.store.create_token(user.id, "test").await.unwrap().secret
-    }
-
-    /// Signs in as a browser does and returns the session cookie (`name=value`).
-    async fn sign_in(&self, token: &str) -> String {
-        let (nonce_cookie, nonce) = self.login_form().await;
-        let response = self
-            .http
-            .post(format!("{}/login", self.url))
-            .header("cookie", &nonce_cookie)
-            .header("origin", &self.url)
-            .form(&[("token", token), ("nonce", nonce.as_str()), ("next", "/")])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::SEE_OTHER);
-        cookie(response.headers(), "errand_session").expect("a session cookie")
-    }
-
-    /// The sign-in form's nonce cookie and the nonce in the form.
-    async fn login_form(&self) -> (String, String) {
-        let response = self.http.get(format!("{}/login", self.url)).send().await.unwrap();
-        let cookie = cookie(response.headers(), "errand_login").unwrap();
-        let html = response.text().await.unwrap();
-        (cookie, field(&html, "nonce"))
-    }
-
-    async fn get(&self, session: &str, path: &str) -> (StatusCode, HeaderMap, String) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .header("cookie", session)
-            .send()
-            .await
-            .unwrap();
-        let (status, headers) = (response.status(), response.headers().clone());
-        (status, headers, response.text().await.unwrap())
-    }
-
-    async fn post(
-        &self,
-        session: &str,
-        path: &str,
-        origin: Option<&str>,
-        form: &[(&str, &str)],
-    ) -> reqwest::Response {
-        let mut request =
-            self.http.post(format!("{}{path}", self.url)).header("cookie", session).form(form);
-        if let Some(origin) = origin {
-            request = request.header("origin", origin);
-        }
-        request.send().await.unwrap()
-    }
-}
-
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap().to_string())
-        .find(|pair| pair.starts_with(&format!("{name}=")) && pair.len() > name.len() + 1)
-}
-
-/// The value of the hidden input `name` in a page.
-fn field(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start =
-        html.find(&marker).unwrap_or_else(|| panic!("no {name} field in {html}")) + marker.len();
-    html[start..start + html[start..].find('"').unwrap()].to_string()
-}
+use reqwest::header::{LOCATION, SET_COOKIE};
 
 #[tokio::test]
 async fn signing_in_takes_a_token_and_a_form_from_this_site() {

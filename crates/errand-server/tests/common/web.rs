@@ -49,11 +49,16 @@ impl Web {
         self.state.store.create_token(user.id, "test").await.unwrap().secret
     }
 
+    /// The sign-in form's nonce cookie (`name=value`) and the nonce in the form.
+    pub async fn login_form(&self) -> (String, String) {
+        let response = self.http.get(format!("{}/login", self.url)).send().await.unwrap();
+        let cookie = cookie(response.headers(), "errand_login").unwrap();
+        (cookie, field(&response.text().await.unwrap(), "nonce"))
+    }
+
     /// Signs in as a browser does and returns the session cookie (`name=value`).
     pub async fn sign_in(&self, token: &str) -> String {
-        let response = self.http.get(format!("{}/login", self.url)).send().await.unwrap();
-        let nonce_cookie = cookie(response.headers(), "errand_login").unwrap();
-        let nonce = field(&response.text().await.unwrap(), "nonce");
+        let (nonce_cookie, nonce) = self.login_form().await;
         let response = self
             .http
             .post(format!("{}/login", self.url))
@@ -78,6 +83,22 @@ impl Web {
             .unwrap();
         let (status, headers) = (response.status(), response.headers().clone());
         (status, headers, response.text().await.unwrap())
+    }
+
+    /// `POST path` of a form with the session cookie and, if given, an `Origin`.
+    pub async fn post(
+        &self,
+        session: &str,
+        path: &str,
+        origin: Option<&str>,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request =
+            self.http.post(format!("{}{path}", self.url)).header("cookie", session).form(form);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        request.send().await.unwrap()
     }
 }
 
