@@ -78,6 +78,16 @@ async fn signing_in_takes_a_token_and_a_form_from_this_site() {
     assert!(!csp.contains("unsafe-inline"), "{csp}");
     assert_eq!(headers["x-content-type-options"], "nosniff");
     assert!(html.contains("Signed in as alice"), "{html}");
+    // Pages travel gzipped to browsers that ask (a long work log shrinks about tenfold).
+    let gzipped = web
+        .http
+        .get(format!("{}/", web.url))
+        .header("cookie", &session)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gzipped.headers()["content-encoding"], "gzip");
 
     // Signing out revokes the session's token: the cookie stops working at once.
     let csrf = field(&html, "csrf");
@@ -347,11 +357,16 @@ async fn the_live_log_streams_page_updates_from_where_the_page_stopped() {
         .http
         .get(format!("{}/attempts/{id}/live?after=3", web.url))
         .header("cookie", &session)
+        .header("accept-encoding", "gzip")
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(
+        response.headers().get("content-encoding").is_none(),
+        "events are not held back to compress"
+    );
     let writer = tokio::spawn(async move {
         store
             .append_event(

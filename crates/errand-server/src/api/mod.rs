@@ -131,7 +131,9 @@ pub fn router(state: AppState) -> Router {
 /// The API and the web UI, as `errand serve` serves them.
 pub fn app(state: AppState) -> Router {
     let web = state.config.web.clone();
-    router(state.clone()).merge(crate::web::router(state, web))
+    router(state.clone())
+        .merge(crate::web::router(state, web))
+        .layer(tower_http::compression::CompressionLayer::new())
 }
 
 /// Serves the API and the web UI on `listener` until `shutdown` resolves, then stops accepting and gives open
