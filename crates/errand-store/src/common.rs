@@ -209,6 +209,15 @@ fn kind_tag(kind: &EventKind) -> Result<(String, String)> {
 }
 
 /// The attempt's row inside a writing transaction (locked on PostgreSQL), in `scope`.
+/// Rolls `tx` back now and returns `error`. A transaction that is only dropped is rolled back
+/// when the pool next handles its connection, a moment later; until then its row locks hold, and
+/// a worker's `SKIP LOCKED` pick (or a test right after the refusal) would not see the rows. So a
+/// write refused after locking releases its locks before the caller hears of the refusal.
+async fn refuse<T>(tx: Tx, error: StoreError) -> Result<T> {
+    let _ = tx.rollback().await;
+    Err(error)
+}
+
 async fn lock_attempt(tx: &mut Tx, id: AttemptId, scope: Scope) -> Result<Attempt> {
     let sql = format!(
         "SELECT {ATTEMPT_COLS} FROM attempts WHERE id = $1 \

@@ -334,10 +334,10 @@ impl Store for Backend {
         .fetch_all(&mut *tx)
         .await?;
         if states.iter().any(|s| s == "preparing" || s == "running") {
-            return Err(StoreError::conflict(
+            return refuse(tx, StoreError::conflict(
                 ConflictKind::InUse,
                 format!("task {id} has attempts in progress; cancel them first"),
-            ));
+            )).await;
         }
         let done = sqlx::query("DELETE FROM tasks WHERE id = $1 AND user_id = $2")
             .bind(id.to_string())
@@ -392,13 +392,13 @@ impl Store for Backend {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
         let parent_row = lock_attempt(&mut tx, parent, Scope::User(user)).await?;
         if !parent_row.state.is_terminal() {
-            return Err(StoreError::conflict(
+            return refuse(tx, StoreError::conflict(
                 ConflictKind::InvalidTransition,
                 format!(
                     "attempt {parent} is still {:?}; follow up once it has finished",
                     parent_row.state
                 ),
-            ));
+            )).await;
         }
         let task_sql = format!("SELECT {TASK_COLS} FROM tasks WHERE id = $1{FOR_UPDATE}");
         let task = task_from(
@@ -447,24 +447,24 @@ impl Store for Backend {
             EventKind::StateChanged { state: to, reason } => {
                 let attempt = lock_attempt(&mut tx, id, Scope::System).await?;
                 if !allowed_transition(attempt.state, *to) {
-                    return Err(StoreError::conflict(
+                    return refuse(tx, StoreError::conflict(
                         ConflictKind::InvalidTransition,
                         format!("attempt {id} cannot go from {:?} to {to:?}", attempt.state),
-                    ));
+                    )).await;
                 }
                 set_state(&mut tx, id, *to, reason.as_deref(), now).await?;
             }
             EventKind::Finished { outcome } => {
                 let attempt = lock_attempt(&mut tx, id, Scope::System).await?;
                 if !attempt.state.is_terminal() || attempt.state != outcome.state {
-                    return Err(StoreError::conflict(
+                    return refuse(tx, StoreError::conflict(
                         ConflictKind::InvalidTransition,
                         format!(
                             "attempt {id} is {:?}; a finished event must name its terminal state, \
                              not {:?}",
                             attempt.state, outcome.state
                         ),
-                    ));
+                    )).await;
                 }
             }
             _ => {}
@@ -552,13 +552,13 @@ impl Store for Backend {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
         let row = lock_attempt(&mut tx, attempt, scope).await?;
         if row.state.is_terminal() {
-            return Err(StoreError::conflict(
+            return refuse(tx, StoreError::conflict(
                 ConflictKind::InvalidTransition,
                 format!(
                     "attempt {attempt} has finished ({:?}); messages go to running attempts",
                     row.state
                 ),
-            ));
+            )).await;
         }
         let now = now_ms();
         let id: i64 = sqlx::query_scalar(

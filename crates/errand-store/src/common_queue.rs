@@ -71,19 +71,19 @@ impl Backend {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
         let attempt = lock_attempt(&mut tx, id, Scope::System).await?;
         if attempt.lease.as_ref().map(|l| l.worker_id.as_str()) != Some(worker_id) {
-            return Err(StoreError::conflict(
+            return refuse(tx, StoreError::conflict(
                 ConflictKind::LeaseLost,
                 format!("worker `{worker_id}` does not hold attempt {id}"),
-            ));
+            )).await;
         }
         if attempt.state != AttemptState::Preparing {
-            return Err(StoreError::conflict(
+            return refuse(tx, StoreError::conflict(
                 ConflictKind::InvalidTransition,
                 format!(
                     "attempt {id} is {:?}; only a preparing attempt can be released",
                     attempt.state
                 ),
-            ));
+            )).await;
         }
         if attempt.cancel_requested {
             let reason = attempt.cancel_reason.as_deref().unwrap_or("cancelled");
