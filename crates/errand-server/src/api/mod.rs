@@ -39,7 +39,7 @@ pub use error::ApiFailure;
 pub(crate) use events::Follow;
 pub use hub::{EventHub, HubNotifier, NotifyingStore};
 pub use ops::{Metrics, openapi_json};
-pub(crate) use tasks::{create as create_task, create_followup, send_message};
+pub(crate) use tasks::{cancel_unfinished, create as create_task, create_followup, send_message};
 
 /// What the API allows, per user and in total. Limits are data (design: "Limits are data"): a
 /// refusal is an HTTP 429 with `Retry-After` and a sentence naming the limit.

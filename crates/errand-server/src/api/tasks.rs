@@ -184,13 +184,25 @@ pub(super) async fn cancel_task(
     let id: TaskId = parse_id(&id, "task")?;
     let reason = cancel_reason(&body)?;
     let task = state.store.get_task(caller.scope(), id).await?;
-    for attempt in state.store.list_attempts(caller.scope(), id).await? {
-        if !attempt.state.is_terminal() {
-            state.store.request_cancel(caller.scope(), attempt.id, &reason).await?;
-        }
-    }
+    cancel_unfinished(&state, &caller, id, &reason).await?;
     let attempts = state.store.list_attempts(caller.scope(), id).await?;
     Ok(Json(task_view(task, attempts)))
+}
+
+/// Asks every unfinished attempt of `caller`'s task `id` to stop, with `reason` (the API and
+/// the web UI).
+pub(crate) async fn cancel_unfinished(
+    state: &AppState,
+    caller: &Caller,
+    id: TaskId,
+    reason: &str,
+) -> ApiResult<()> {
+    for attempt in state.store.list_attempts(caller.scope(), id).await? {
+        if !attempt.state.is_terminal() {
+            state.store.request_cancel(caller.scope(), attempt.id, reason).await?;
+        }
+    }
+    Ok(())
 }
 
 /// One attempt.

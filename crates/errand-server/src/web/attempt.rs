@@ -21,7 +21,7 @@ use serde::Deserialize;
 use super::WebState;
 use super::html::first_line;
 use super::log::{LogView, live_ops, state_badge};
-use super::page::{Layout, PageError, PageResult, check_form, render, see_other};
+use super::page::{CsrfForm, Layout, PageError, PageResult, check_form, render, see_other};
 use super::review::Citations;
 use super::session::Session;
 use super::tasks::{attempt_id, attempt_label, repository_name};
@@ -209,18 +209,13 @@ pub async fn message(
     }
 }
 
-#[derive(Deserialize)]
-pub struct CsrfOnly {
-    csrf: String,
-}
-
 /// Cancels the attempt (a running one stops at its worker's next turn or heartbeat).
 pub async fn cancel(
     State(state): State<WebState>,
     session: Session,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Form(form): Form<CsrfOnly>,
+    Form(form): Form<CsrfForm>,
 ) -> PageResult {
     check_form(&session, &headers, &form.csrf)?;
     let id = attempt_id(&id)?;

@@ -12,12 +12,13 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use errand_sandbox::{is_environment_name, stored_document};
 use errand_store::{Environment, StoreError, now_ms};
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::WebState;
 use super::html::{age, duration, terminal_text};
-use super::page::{Layout, PageError, PageResult, check_form, render, render_with, see_other};
+use super::page::{
+    CsrfForm, Layout, PageError, PageResult, check_form, render, render_with, see_other,
+};
 use super::session::Session;
 
 pub struct EnvironmentRow {
@@ -252,18 +253,13 @@ pub async fn update(
     Ok(see_other(&format!("/environments/{}", environment.name)))
 }
 
-#[derive(Deserialize)]
-pub struct CsrfOnly {
-    csrf: String,
-}
-
 /// Deletes an environment (refused while a task uses it).
 pub async fn delete(
     State(state): State<WebState>,
     session: Session,
     headers: HeaderMap,
     Path(name): Path<String>,
-    Form(form): Form<CsrfOnly>,
+    Form(form): Form<CsrfForm>,
 ) -> PageResult {
     check_form(&session, &headers, &form.csrf)?;
     let environment = find(&state, &session, &name).await?;

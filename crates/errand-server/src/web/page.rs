@@ -230,6 +230,7 @@ pub async fn login(
     Ok(response)
 }
 
+/// A form that carries nothing but its CSRF token (sign out, cancel, delete).
 #[derive(Deserialize)]
 pub struct CsrfForm {
     pub csrf: String,

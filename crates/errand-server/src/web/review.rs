@@ -92,6 +92,22 @@ impl CitationLinks for Citations {
     }
 }
 
+/// The attempt's diff as stored (empty while it has none) and as files.
+pub async fn diff_of(
+    state: &WebState,
+    session: &Session,
+    attempt: AttemptId,
+) -> PageResult<(String, Vec<diff::FileDiff>)> {
+    let text = state
+        .api
+        .store
+        .get_artifact(session.scope(), attempt, ArtifactKind::Diff)
+        .await?
+        .unwrap_or_default();
+    let files = diff::parse(&text);
+    Ok((text, files))
+}
+
 async fn report(
     state: &WebState,
     session: &Session,
@@ -150,13 +166,7 @@ pub async fn show(
     }
     let report = report(&state, &session, id).await?;
     let citations = Citations::new(id, report.as_ref());
-    let diff_text = state
-        .api
-        .store
-        .get_artifact(session.scope(), id, ArtifactKind::Diff)
-        .await?
-        .unwrap_or_default();
-    let files = diff::parse(&diff_text);
+    let (diff_text, files) = diff_of(&state, &session, id).await?;
     let split = query.view == "split";
     let mut diff_html = String::new();
     diff::render(&files, if split { DiffView::Split } else { DiffView::Unified }, &mut diff_html);
@@ -279,13 +289,7 @@ pub async fn file(
     }
     let (header, _, task) = AttemptHeader::load(&state, &session, id).await?;
     let (start, end) = parse_lines(&query.lines);
-    let diff_text = state
-        .api
-        .store
-        .get_artifact(session.scope(), id, ArtifactKind::Diff)
-        .await?
-        .unwrap_or_default();
-    let files = diff::parse(&diff_text);
+    let (_, files) = diff_of(&state, &session, id).await?;
     let changed = files.iter().find(|f| f.new_path.as_deref() == Some(path.as_str()));
     let deleted =
         files.iter().any(|f| f.new_path.is_none() && f.old_path.as_deref() == Some(path.as_str()));

@@ -14,7 +14,9 @@ use serde::Deserialize;
 use super::WebState;
 use super::html::{age, first_line};
 use super::log::{short_id, state_label};
-use super::page::{Layout, PageError, PageResult, check_form, render, render_with, see_other};
+use super::page::{
+    CsrfForm, Layout, PageError, PageResult, check_form, render, render_with, see_other,
+};
 use super::session::Session;
 use crate::api::{self, ApiFailure};
 
@@ -392,11 +394,7 @@ pub async fn attempt_card(
         .get_artifact(session.scope(), attempt.id, ArtifactKind::Report)
         .await?
         .and_then(|json| serde_json::from_str(&json).ok());
-    let diff = store
-        .get_artifact(session.scope(), attempt.id, ArtifactKind::Diff)
-        .await?
-        .unwrap_or_default();
-    let files = super::diff::parse(&diff);
+    let (_, files) = super::review::diff_of(state, session, attempt.id).await?;
     let (class, word) = state_label(attempt.state);
     let checks = report
         .as_ref()
@@ -445,30 +443,17 @@ pub fn attempt_label(attempt: &Attempt) -> String {
     }
 }
 
-#[derive(Deserialize)]
-pub struct CancelForm {
-    csrf: String,
-}
-
 /// Cancels every unfinished attempt of the task.
 pub async fn cancel(
     State(state): State<WebState>,
     session: Session,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Form(form): Form<CancelForm>,
+    Form(form): Form<CsrfForm>,
 ) -> PageResult {
     check_form(&session, &headers, &form.csrf)?;
     let id: TaskId = id.parse().map_err(|_| PageError::not_found("no such task"))?;
-    for attempt in state.api.store.list_attempts(session.scope(), id).await? {
-        if !attempt.state.is_terminal() {
-            state
-                .api
-                .store
-                .request_cancel(session.scope(), attempt.id, "cancelled from the web UI")
-                .await?;
-        }
-    }
+    api::cancel_unfinished(&state.api, &session.caller(), id, "cancelled from the web UI").await?;
     Ok(see_other(&format!("/tasks/{id}")))
 }
 
