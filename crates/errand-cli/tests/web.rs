@@ -161,6 +161,8 @@ async fn a_task_from_the_browser_live_log_citations_attempts_and_hostile_content
             std::time::Duration::from_secs(120),
         )
         .await;
+    let item = browser.execute("return document.querySelector('#e7').className", vec![]).await;
+    assert_eq!(item, "ev cmd done", "the command's item settled live");
     let done = browser.find("#done-text").await.text().await;
     assert!(done.starts_with("Finished: succeeded"), "{done}\n{}", server.log());
     assert!(

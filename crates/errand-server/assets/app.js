@@ -37,7 +37,15 @@
       }
     } else if (op.op === "replace") {
       const element = document.getElementById(op.target);
-      if (element) element.outerHTML = op.html;
+      if (!element) return;
+      element.outerHTML = op.html;
+      // A command's new status also settles its item: done, or failed (marked red).
+      const status = document.getElementById(op.target);
+      const item = op.target.startsWith("s-") && status && status.closest("li.cmd");
+      if (item) {
+        item.classList.remove("running");
+        item.classList.add(status.classList.contains("failed") ? "failed" : "done");
+      }
     } else if (op.op === "finished") {
       finished(op.state, op.reason);
     }
