@@ -2,25 +2,33 @@
 //! checkouts at one commit ([`clone_at_commit`]), and the diff of a changed work tree against
 //! its base commit ([`diff_changes`]).
 //!
-//! Repositories elsewhere: a URL as the user typed it, checked ([`RemoteUrl`], `remote.rs`).
+//! Repositories elsewhere: a URL as the user typed it, checked ([`RemoteUrl`], `remote.rs`),
+//! the credentials for its host ([`Credentials`], `credentials.rs`), a local bare mirror of it
+//! fetched before a task ([`Mirror`], `mirror.rs`), and checkouts from the mirror that borrow
+//! its objects instead of copying them ([`clone_from_mirror`]).
 //!
 //! Invariant: every git process that touches a checkout or contents an agent wrote runs with no
 //! system or global configuration, no hooks and no filters (see `command.rs`), so a hostile
-//! repository cannot make the host run anything.
+//! repository cannot make the host run anything. A token never reaches a process's arguments,
+//! a repository's files or an error message.
 
 mod batch;
 mod checkout;
 mod command;
+mod credentials;
 mod edit;
 mod ignore;
+mod mirror;
 mod patch;
 mod remote;
 mod repo;
 mod summary;
 mod tree;
 
-pub use checkout::{clone_at_commit, refresh_index};
+pub use checkout::{clone_at_commit, clone_from_mirror, refresh_index};
 pub use command::GitError;
+pub use credentials::{Credentials, DEFAULT_TOKEN_USER};
+pub use mirror::Mirror;
 pub use remote::{RemoteUrl, RemoteUrlError, Transport};
 pub use repo::Repo;
 pub use tree::{PathChange, TreeDiff, diff_changes, tree_with_changes};
