@@ -19,15 +19,23 @@ impl Repo {
                 std::io::Error::from(std::io::ErrorKind::NotFound),
             ));
         }
-        let output = Git::user(path).args(["rev-parse", "--show-toplevel"]).output(None).await?;
-        if !output.status.success() {
-            return Err(GitError::NotARepository(path.to_path_buf()));
-        }
-        let root = String::from_utf8(output.stdout).map_err(|_| GitError::Parse {
+        // A bare repository (a mirror of a remote) is its own root: it has commits to check out
+        // but no work tree.
+        let output = Git::user(path)
+            .args(["rev-parse", "--is-bare-repository", "--absolute-git-dir", "--show-toplevel"])
+            .output(None)
+            .await?;
+        let text = String::from_utf8(output.stdout).map_err(|_| GitError::Parse {
             what: "rev-parse --show-toplevel".into(),
             detail: "the repository path is not UTF-8".into(),
         })?;
-        Ok(Repo { root: PathBuf::from(root.trim_end_matches('\n')) })
+        let mut lines = text.lines();
+        let root = match (lines.next(), lines.next(), lines.next()) {
+            (Some("true"), Some(git_dir), _) => git_dir,
+            (Some("false"), Some(_), Some(top)) if output.status.success() => top,
+            _ => return Err(GitError::NotARepository(path.to_path_buf())),
+        };
+        Ok(Repo { root: PathBuf::from(root) })
     }
 
     /// The top-level directory of the work tree.

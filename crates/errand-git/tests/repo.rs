@@ -125,3 +125,22 @@ fn walk_inodes(dir: &Path) -> std::collections::HashSet<u64> {
     }
     inodes
 }
+
+#[tokio::test]
+async fn a_bare_repository_is_its_own_root_and_checks_out() {
+    // A mirror of a remote is bare: the sandbox checks commits out of it like any repository.
+    let source = repo_with(&[("a.txt", "a\n")]);
+    let tmp = tempfile::tempdir().unwrap();
+    let bare = tmp.path().join("mirror.git");
+    git(tmp.path(), &["clone", "-q", "--bare", source.path().to_str().unwrap(), "mirror.git"]);
+    let repo = Repo::discover(&bare).await.unwrap();
+    assert_eq!(repo.root(), bare.canonicalize().unwrap());
+    let head = repo.head_commit().await.unwrap();
+    let dest = tmp.path().join("checkout");
+    clone_at_commit(repo.root(), &head, &dest).await.unwrap();
+    assert_eq!(std::fs::read_to_string(dest.join("a.txt")).unwrap(), "a\n");
+    // A plain directory is still not a repository.
+    let plain = tmp.path().join("plain");
+    std::fs::create_dir(&plain).unwrap();
+    assert!(matches!(Repo::discover(&plain).await, Err(GitError::NotARepository(_))));
+}
