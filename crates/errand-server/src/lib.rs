@@ -5,6 +5,7 @@
 //!   workers share it. `setup_log.rs` turns an environment's preparation into events.
 //! - `store_sink.rs`: [`StoreSink`], the sink that stores each event before anything else sees
 //!   it, and the [`StopSignal`] it raises when the store refuses one.
+//! - `remotes.rs`: repositories named by URL, through their mirrors on this machine.
 //! - `worker.rs`: [`Worker`], the loop that leases queued attempts from the store, runs them
 //!   with heartbeats, stores their artifacts and drains on shutdown; `leftovers.rs` what a
 //!   stopped or killed attempt leaves on disk.
@@ -17,6 +18,7 @@ mod attempt;
 pub mod bench;
 mod environments;
 mod leftovers;
+pub mod remotes;
 mod setup_log;
 mod store_sink;
 pub mod web;

@@ -9,7 +9,7 @@
 //! first cleans up what a killed worker left there (design: "Task and attempt states").
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -22,6 +22,7 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::leftovers::{local_attempts, remove_attempt_dir};
+use crate::remotes::RepositorySource;
 use crate::{
     AttemptEnd, AttemptPlan, AttemptResources, DEFAULT_SNAPSHOT_CACHE_BYTES, Followup, Stop,
     StopSignal, StoreSink, run_one_attempt,
@@ -57,6 +58,8 @@ pub struct Worker {
     pub agent: AgentConfig,
     pub snapshot_cache_bytes: u64,
     pub environments: Option<Arc<dyn EnvironmentResolver>>,
+    /// Mirrors and credentials for tasks whose repository is a URL; `None`: such tasks fail.
+    pub remotes: Option<crate::remotes::Remotes>,
 }
 
 impl Worker {
@@ -81,6 +84,7 @@ impl Worker {
             agent: AgentConfig::default(),
             snapshot_cache_bytes: DEFAULT_SNAPSHOT_CACHE_BYTES,
             environments: None,
+            remotes: None,
         }
     }
 
@@ -236,6 +240,7 @@ impl Worker {
     async fn work(&self, attempt: &Attempt, task: &Task, mut sink: StoreSink, stop: &StopSignal) {
         let ready = async {
             let commit = self.base_commit(task).await?;
+            let repository = self.checkout_source(task, &commit).await?;
             let environment = match (task.environment_id, &self.environments) {
                 (None, _) => None,
                 (Some(_), Some(resolver)) => Some(resolver.resolve(task).await?),
@@ -247,9 +252,9 @@ impl Worker {
                 Some(parent) => Some(self.parent_results(parent).await?),
                 None => None,
             };
-            Ok((commit, environment, parent))
+            Ok((commit, repository, environment, parent))
         };
-        let (commit, environment, parent) = match ready.await {
+        let (commit, repository, environment, parent) = match ready.await {
             Ok(ready) => ready,
             Err(reason) => {
                 record_end(&mut sink, AttemptState::Failed, &reason).await;
@@ -269,7 +274,7 @@ impl Worker {
         };
         let plan = AttemptPlan {
             attempt: attempt.id,
-            repository: Path::new(&task.repository),
+            repository: &repository,
             commit: &commit,
             prompt: &prompt,
             workdir: "",
@@ -346,23 +351,44 @@ impl Worker {
         Ok(ParentResults { id: parent, prompt: stored.prompt, diff, conversation })
     }
 
+    /// Where the sandbox checks `commit` out from: the task's repository on this machine, or
+    /// the mirror of its remote, fetched if it lacks the commit.
+    async fn checkout_source(&self, task: &Task, commit: &str) -> Result<PathBuf, String> {
+        match self.source(task)? {
+            RepositorySource::Local(path) => Ok(path),
+            RepositorySource::Remote(url) => {
+                Ok(self.remotes(&url)?.with_commit(&url, commit).await?.root().to_path_buf())
+            }
+        }
+    }
+
+    fn source(&self, task: &Task) -> Result<RepositorySource, String> {
+        RepositorySource::parse(&task.repository)
+            .map_err(|e| format!("the task's repository {}: {e}", task.repository))
+    }
+
+    fn remotes(&self, url: &errand_git::RemoteUrl) -> Result<&crate::remotes::Remotes, String> {
+        self.remotes.as_ref().ok_or_else(|| {
+            format!(
+                "the repository {} is a URL, and this worker has no mirrors configured",
+                url.display()
+            )
+        })
+    }
+
     /// The commit the task's ref resolved to, resolved and recorded by the first attempt that
     /// needs it, so every attempt of a task starts from the same one.
     async fn base_commit(&self, task: &Task) -> Result<String, String> {
         if let Some(commit) = &task.base_commit {
             return Ok(commit.clone());
         }
-        if task.repository.contains("://") {
-            return Err(format!(
-                "the repository {} is a URL; this worker runs repositories on its own machine only",
-                task.repository
-            ));
-        }
-        let resolved = async {
-            let repo = errand_git::Repo::discover(Path::new(&task.repository)).await?;
-            repo.resolve_commit(&task.git_ref).await
+        let repo = match self.source(task)? {
+            RepositorySource::Local(path) => errand_git::Repo::discover(&path)
+                .await
+                .map_err(|e| format!("cannot open {}: {e}", task.repository))?,
+            RepositorySource::Remote(url) => self.remotes(&url)?.fetch(&url).await?,
         };
-        let commit = resolved.await.map_err(|e| {
+        let commit = repo.resolve_commit(&task.git_ref).await.map_err(|e| {
             format!("cannot resolve `{}` in {}: {e}", task.git_ref, task.repository)
         })?;
         match self.store.set_base_commit(task.id, &commit).await {

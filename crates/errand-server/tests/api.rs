@@ -494,8 +494,13 @@ async fn bad_input_is_refused_with_a_reason_and_nothing_is_created() {
         (json!({"repository": repo, "prompt": "p", "environment": "nope"}), "does not exist"),
         (json!({"repository": "relative/path", "prompt": "p"}), "absolute path"),
         (
+            // This server has no mirrors configured.
             json!({"repository": "https://example.com/r.git", "prompt": "p"}),
-            "URLs are not supported",
+            "repositories on its own machine only",
+        ),
+        (
+            json!({"repository": "https://user:s3cret@example.com/r.git", "prompt": "p"}),
+            "not the URL",
         ),
         (
             json!({"repository": not_a_repo.display().to_string(), "prompt": "p"}),

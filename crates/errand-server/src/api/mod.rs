@@ -80,6 +80,9 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// The web UI served beside the API.
     pub web: crate::web::WebConfig,
+    /// Mirrors and credentials for repositories named by URL; `None`: only paths on this
+    /// machine are accepted.
+    pub remotes: Option<crate::remotes::Remotes>,
 }
 
 impl Default for ApiConfig {
@@ -90,6 +93,7 @@ impl Default for ApiConfig {
             event_poll: Duration::from_millis(250),
             max_body_bytes: 2 << 20,
             web: crate::web::WebConfig::default(),
+            remotes: None,
         }
     }
 }

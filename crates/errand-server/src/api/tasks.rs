@@ -23,6 +23,7 @@ use utoipa::IntoParams;
 use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiFailure, ApiResult, Body, Query, parse_id};
+use crate::remotes::RepositorySource;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -81,12 +82,12 @@ pub(crate) async fn create(
         Some(name) => Some(environment_of(&state, caller.id(), name).await?),
         None => None,
     };
-    let repository = repository(&state.config.repository_roots, &request.repository).await?;
-    let commit = resolve_ref(&repository, &git_ref).await?;
+    let (repository, stored) = repository(&state.config, &request.repository).await?;
+    let commit = resolve_ref(&repository, &git_ref, &stored).await?;
     check_limits(&state, caller.id(), request.attempts, true).await?;
     let new = NewTask {
         environment_id,
-        repository: repository.root().display().to_string(),
+        repository: stored,
         git_ref,
         base_commit: Some(commit),
         prompt: request.prompt,
@@ -439,18 +440,48 @@ async fn environment_of(state: &AppState, user: UserId, name: &str) -> ApiResult
     }
 }
 
-/// The repository a task names: an absolute path to a git repository on this machine, inside
-/// the configured roots (symlinks resolved first, so a link cannot lead out of them).
-async fn repository(roots: &[PathBuf], repository: &str) -> ApiResult<errand_git::Repo> {
-    if repository.contains("://") || repository.starts_with("git@") {
-        return Err(ApiFailure::bad_request(
-            "repository URLs are not supported yet: give the absolute path of a git repository on the server's machine",
-        ));
+/// The repository a task names, as a repository to resolve its ref in and as the text to
+/// store: an absolute path to a git repository on this machine, inside the configured roots
+/// (symlinks resolved first, so a link cannot lead out of them); or, when the server has
+/// mirrors configured, a URL, whose mirror is fetched now (a `file://` URL is a path and stays
+/// inside the roots too).
+async fn repository(
+    config: &super::ApiConfig,
+    repository: &str,
+) -> ApiResult<(errand_git::Repo, String)> {
+    let roots = &config.repository_roots;
+    match RepositorySource::parse(repository).map_err(|e| {
+        ApiFailure::bad_request(format!("repository `{}`: {e}", repository.escape_debug()))
+    })? {
+        RepositorySource::Local(path) => {
+            let repo = local_repository(roots, &path, repository).await?;
+            let stored = repo.root().display().to_string();
+            Ok((repo, stored))
+        }
+        RepositorySource::Remote(url) => {
+            let Some(remotes) = &config.remotes else {
+                return Err(ApiFailure::bad_request(
+                    "this server takes repositories on its own machine only: give an absolute path",
+                ));
+            };
+            if url.transport() == errand_git::Transport::File {
+                local_repository(roots, Path::new(url.path()), repository).await?;
+            }
+            let repo = remotes.fetch(&url).await.map_err(ApiFailure::bad_request)?;
+            Ok((repo, url.display()))
+        }
     }
-    let path = Path::new(repository);
+}
+
+/// A repository at `path` on this machine, inside `roots` when there are any.
+async fn local_repository(
+    roots: &[PathBuf],
+    path: &Path,
+    repository: &str,
+) -> ApiResult<errand_git::Repo> {
     if !path.is_absolute() {
         return Err(ApiFailure::bad_request(format!(
-            "repository must be an absolute path on the server's machine, not `{}`",
+            "repository must be an absolute path on the server's machine or a URL, not `{}`",
             repository.escape_debug()
         )));
     }
@@ -487,12 +518,11 @@ async fn repository(roots: &[PathBuf], repository: &str) -> ApiResult<errand_git
     Ok(repo)
 }
 
-async fn resolve_ref(repo: &errand_git::Repo, git_ref: &str) -> ApiResult<String> {
+async fn resolve_ref(repo: &errand_git::Repo, git_ref: &str, named: &str) -> ApiResult<String> {
     repo.resolve_commit(git_ref).await.map_err(|_| {
         ApiFailure::bad_request(format!(
-            "ref `{}` names no commit in {}",
-            git_ref.escape_debug(),
-            repo.root().display()
+            "ref `{}` names no commit in {named}",
+            git_ref.escape_debug()
         ))
     })
 }
