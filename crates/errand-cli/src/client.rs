@@ -99,9 +99,10 @@ pub enum TaskCommand {
 #[derive(Args)]
 pub struct CreateArgs {
     pub prompt: String,
-    /// The repository: a path on the server's machine (default: the git repository containing
-    /// the current directory, which is the same for a local server).
-    #[arg(long, value_name = "PATH")]
+    /// The repository: a path on the server's machine, or a URL the server mirrors (default:
+    /// the git repository containing the current directory, which is the same for a local
+    /// server).
+    #[arg(long, value_name = "PATH|URL")]
     pub repo: Option<PathBuf>,
     /// Branch, tag or commit to start from (default: the current branch, else HEAD's commit).
     #[arg(long = "ref", value_name = "REF")]

@@ -21,6 +21,7 @@ pub struct Config {
     pub store: StoreSection,
     pub server: ServerSection,
     pub client: ClientSection,
+    pub git: GitSection,
     /// US dollars per million tokens, by model name: `[prices."gpt-5-codex"]`.
     pub prices: std::collections::BTreeMap<String, errand_protocol::Prices>,
 }
@@ -229,6 +230,41 @@ impl Default for ServerSection {
             secure_cookies: false,
         }
     }
+}
+
+/// Repositories named by URL (`[git]`): their mirrors and the credentials for their hosts.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct GitSection {
+    /// Where mirrors of remote repositories live; `<data_dir>/mirrors` when unset.
+    pub mirrors_dir: Option<PathBuf>,
+    /// Hosts a task's URL may name; empty: any. Set it when several people share a server, so
+    /// nobody can make it fetch from its own network.
+    pub allowed_hosts: Vec<String>,
+    /// `[[git.credentials]]`, one per host.
+    pub credentials: Vec<GitCredentials>,
+}
+
+/// How to authenticate to one host: a token (HTTPS) read from a variable or a file, or an SSH
+/// command. Tokens never go into the configuration file itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitCredentials {
+    pub host: String,
+    /// The user name sent with a token; `x-access-token` when unset (GitHub, Gitea, Forgejo
+    /// accept any).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The environment variable holding the token.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// A file holding the token (its first line).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// `GIT_SSH_COMMAND` for SSH URLs of this host (name the key and the known-hosts file: git
+    /// runs without the server's HOME).
+    #[serde(default)]
+    pub ssh_command: Option<String>,
 }
 
 /// Where the `errand task …` and `errand apply` commands find the server.
@@ -509,6 +545,54 @@ impl Config {
         self.data_dir().join("token")
     }
 
+    /// Mirrors and credentials for repositories named by URL, from `[git]`. Fails naming the
+    /// setting when a token's variable or file cannot be read.
+    pub fn remotes(&self) -> anyhow::Result<errand_server::remotes::Remotes> {
+        let dir = self.git.mirrors_dir.clone().unwrap_or_else(|| self.data_dir().join("mirrors"));
+        let mut remotes =
+            errand_server::remotes::Remotes::new(dir).allow_hosts(self.git.allowed_hosts.clone());
+        for (i, entry) in self.git.credentials.iter().enumerate() {
+            let key = format!("git.credentials[{i}] (host {})", entry.host);
+            let token = match (&entry.token_env, &entry.token_file) {
+                (Some(var), None) => Some(
+                    std::env::var(var)
+                        .ok()
+                        .filter(|t| !t.trim().is_empty())
+                        .with_context(|| format!("{key}: the variable {var} is not set"))?,
+                ),
+                (None, Some(file)) => Some(
+                    std::fs::read_to_string(file)
+                        .with_context(|| format!("{key}: cannot read {}", file.display()))?
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string(),
+                ),
+                (None, None) => None,
+                (Some(_), Some(_)) => bail!("{key}: give token_env or token_file, not both"),
+            };
+            let credentials = match (token, &entry.ssh_command) {
+                (Some(token), None) => errand_git::Credentials::Token {
+                    user: entry
+                        .user
+                        .clone()
+                        .unwrap_or_else(|| errand_git::DEFAULT_TOKEN_USER.into()),
+                    token: token.trim().to_string(),
+                },
+                (None, Some(command)) => errand_git::Credentials::Ssh { command: command.clone() },
+                (None, None) => {
+                    bail!("{key}: give a token (token_env or token_file) or an ssh_command")
+                }
+                (Some(_), Some(_)) => {
+                    bail!("{key}: a host takes a token or an ssh_command, not both")
+                }
+            };
+            remotes = remotes.with_credentials(entry.host.clone(), credentials);
+        }
+        Ok(remotes)
+    }
+
     /// What the API enforces, from `[server]`.
     pub fn api_config(&self) -> errand_server::api::ApiConfig {
         errand_server::api::ApiConfig {
@@ -589,6 +673,40 @@ mod tests {
         assert_eq!(Config::default().sandbox.limits(), errand_sandbox::Limits::default());
         let tiny = Config::from_toml("[sandbox]\nmemory_mb = 1\n").unwrap();
         assert!(tiny.validate().unwrap_err().to_string().contains("sandbox.memory_mb"));
+    }
+
+    #[test]
+    fn git_credentials_come_from_a_file_and_bad_ones_name_their_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "file-token-123\n").unwrap();
+        let text = format!(
+            "[git]\nallowed_hosts = [\"git.example.com\"]\n[[git.credentials]]\nhost = \"git.example.com\"\ntoken_file = \"{}\"\n",
+            token.display()
+        );
+        let remotes = Config::from_toml(&text).unwrap().remotes().unwrap();
+        assert!(remotes.mirrors_dir().ends_with("mirrors"));
+        let url = errand_git::RemoteUrl::parse("https://git.example.com/o/r").unwrap();
+        assert!(remotes.check(&url).is_ok());
+        assert!(
+            format!("{remotes:?}").contains("***")
+                && !format!("{remotes:?}").contains("file-token-123")
+        );
+        for (toml, expected) in [
+            (
+                "[[git.credentials]]\nhost = \"h\"\ntoken_env = \"ERRAND_TEST_NO_SUCH_VARIABLE\"\n",
+                "ERRAND_TEST_NO_SUCH_VARIABLE is not set",
+            ),
+            ("[[git.credentials]]\nhost = \"h\"\n", "give a token"),
+            (
+                "[[git.credentials]]\nhost = \"h\"\ntoken_file = \"/nonexistent/t\"\n",
+                "cannot read /nonexistent/t",
+            ),
+        ] {
+            let err = Config::from_toml(toml).unwrap().remotes().unwrap_err();
+            let err = format!("{err:#}");
+            assert!(err.contains("git.credentials[0] (host h)") && err.contains(expected), "{err}");
+        }
     }
 
     #[test]

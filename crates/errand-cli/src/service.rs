@@ -73,7 +73,9 @@ pub async fn serve(args: ServeArgs, config: Config) -> anyhow::Result<i32> {
     let token_path = config.local_token_path();
     ensure_local_token(&*store, &local, &token_path).await?;
 
-    let state = AppState::new(store, config.api_config());
+    let mut api = config.api_config();
+    api.remotes = Some(config.remotes()?);
+    let state = AppState::new(store, api);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -178,6 +180,7 @@ fn build_worker(
     };
     worker.environments =
         Some(Arc::new(errand_server::StoreEnvironments::with_lookup(store, lookup)));
+    worker.remotes = Some(config.remotes()?);
     Ok(worker)
 }
 

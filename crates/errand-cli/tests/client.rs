@@ -419,3 +419,48 @@ async fn following_survives_a_server_restart() {
     assert_eq!(events[0]["seq"], 1);
     assert_eq!(events[1]["seq"], 2);
 }
+
+#[tokio::test]
+async fn a_task_on_a_repository_url_runs_from_the_servers_mirror() {
+    if !sandbox_available() {
+        return;
+    }
+    let root = scratch();
+    let repo = make_repo(root.path());
+    // The remote: a bare clone, named by URL; the server mirrors it under its data dir.
+    git(root.path(), &["clone", "-q", "--bare", repo.to_str().unwrap(), "remote.git"]);
+    let url = format!("file://{}", root.path().join("remote.git").display());
+    let model = ScriptedModel::start(Script::from_toml(FIX_SCRIPT).unwrap()).await.unwrap();
+    let options = ServeOptions {
+        config: model_config(&model, "openai-responses", 30),
+        workers: Some(1),
+        ..Default::default()
+    };
+    let server = TestServer::start(root.path(), options).await;
+    let elsewhere = root.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+
+    let out = expect(
+        &server,
+        &elsewhere,
+        &["task", "create", "fix the failing test", "--repo", &url, "--ref", "main", "--follow"],
+        0,
+    )
+    .await;
+    let id = stdout(&out).lines().next().unwrap().to_string();
+    let task = json(&expect(&server, &elsewhere, &["task", "show", &id, "--json"], 0).await);
+    assert_eq!(task["repository"], url.as_str());
+    assert_eq!(task["state"], "succeeded");
+    let mirrors = server.data_dir().join("mirrors");
+    assert_eq!(
+        std::fs::read_dir(&mirrors)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "git"))
+            .count(),
+        1,
+        "one mirror"
+    );
+    // The diff applies to a clone of the remote.
+    let diff = stdout(&expect(&server, &elsewhere, &["task", "diff", &id], 0).await);
+    assert!(diff.contains("+    return a + b"), "{diff}");
+}

@@ -76,12 +76,21 @@ async fn create(api: &ApiClient, args: CreateArgs) -> anyhow::Result<i32> {
     follow_attempt(api, &task, first, args.json).await
 }
 
-/// The repository and ref a new task names. A repository given with `--repo` that is not a git
-/// repository here is passed on as is: it may be a path on the server's machine.
+/// The repository and ref a new task names. A repository given with `--repo` that is a URL, or
+/// not a git repository here, is passed on as is: the server mirrors a URL, and a path may be
+/// on the server's machine.
 async fn repository_and_ref(
     repo: Option<&Path>,
     git_ref: Option<String>,
 ) -> anyhow::Result<(String, Option<String>)> {
+    if let Some(text) = repo.and_then(Path::to_str)
+        && matches!(
+            errand_server::remotes::RepositorySource::parse(text),
+            Ok(errand_server::remotes::RepositorySource::Remote(_))
+        )
+    {
+        return Ok((text.to_string(), git_ref));
+    }
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let local = match repo {
         Some(path) => match Repo::discover(&cwd.join(path)).await {
