@@ -16,6 +16,7 @@
 mod apply;
 mod events;
 mod http;
+mod pull;
 mod sse;
 mod target;
 mod tasks;
@@ -83,6 +84,20 @@ pub enum TaskCommand {
         #[arg(long, short)]
         follow: bool,
         /// Print JSON (one document per line) for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check an attempt (default: the one that succeeded) out as a local branch: one commit on
+    /// the task's base commit with its diff and its report as the message.
+    Pull {
+        target: String,
+        /// The branch to create (default: `errand/<task id>`).
+        #[arg(long)]
+        branch: Option<String>,
+        /// Move the branch if it exists and points elsewhere.
+        #[arg(long)]
+        force: bool,
+        /// Print JSON for scripts.
         #[arg(long)]
         json: bool,
     },

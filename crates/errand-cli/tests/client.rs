@@ -464,3 +464,47 @@ async fn a_task_on_a_repository_url_runs_from_the_servers_mirror() {
     let diff = stdout(&expect(&server, &elsewhere, &["task", "diff", &id], 0).await);
     assert!(diff.contains("+    return a + b"), "{diff}");
 }
+
+#[tokio::test]
+async fn task_pull_makes_the_attempt_a_local_branch() {
+    if !sandbox_available() {
+        return;
+    }
+    let root = scratch();
+    let repo = make_repo(root.path());
+    let base = git(&repo, &["rev-parse", "HEAD"]).trim().to_string();
+    let model = ScriptedModel::start(Script::from_toml(FIX_SCRIPT).unwrap()).await.unwrap();
+    let options = ServeOptions {
+        config: model_config(&model, "openai-responses", 30),
+        workers: Some(1),
+        ..Default::default()
+    };
+    let server = TestServer::start(root.path(), options).await;
+    let out =
+        expect(&server, &repo, &["task", "create", "fix the failing test", "--follow"], 0).await;
+    let id = stdout(&out).lines().next().unwrap().to_string();
+
+    let out = expect(&server, &repo, &["task", "pull", &id], 0).await;
+    let branch = format!("errand/{id}");
+    assert!(stdout(&out).contains(&format!("is now branch {branch}")), "{}", both(&out));
+    assert_eq!(git(&repo, &["rev-parse", "--abbrev-ref", "HEAD"]).trim(), branch, "checked out");
+    assert_eq!(git(&repo, &["rev-parse", "HEAD^"]).trim(), base, "one commit on the base");
+    assert!(std::fs::read_to_string(repo.join("calc.py")).unwrap().contains("return a + b"));
+    let message = git(&repo, &["log", "-1", "--format=%B"]);
+    assert!(message.starts_with("Make add() add instead of subtract\n"), "{message}");
+    let commit = git(&repo, &["rev-parse", "HEAD"]);
+
+    // Pulling again is a no-op; another branch name with a dirty work tree is made, not
+    // checked out; an existing branch elsewhere is not moved without --force.
+    expect(&server, &repo, &["task", "pull", &id], 0).await;
+    assert_eq!(git(&repo, &["rev-parse", "HEAD"]), commit);
+    git(&repo, &["switch", "-q", "main"]);
+    std::fs::write(repo.join("notes.txt"), "mine\n").unwrap();
+    let out = expect(&server, &repo, &["task", "pull", &id, "--branch", "review/fix"], 0).await;
+    assert!(stderr(&out).contains("git switch review/fix"), "{}", both(&out));
+    assert_eq!(git(&repo, &["rev-parse", "--abbrev-ref", "HEAD"]).trim(), "main");
+    assert!(repo.join("notes.txt").exists());
+    let out = expect(&server, &repo, &["task", "pull", &id, "--branch", "main"], 2).await;
+    assert!(stderr(&out).contains("exists and points elsewhere"), "{}", both(&out));
+    assert_eq!(git(&repo, &["rev-parse", "main"]).trim(), base, "main did not move");
+}

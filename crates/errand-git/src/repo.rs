@@ -108,6 +108,94 @@ impl Repo {
             Err(GitError::PatchDoesNotApply(problems))
         }
     }
+
+    /// A new commit, child of `base`, whose tree is `base`'s with `patch` applied, and whose
+    /// message is `message`; returns its id. Nothing else changes: the work tree, the index and
+    /// every ref stay as they were (the patch is applied to a private index). The author is the
+    /// user's configured identity, or `Errand <errand@localhost>` when there is none.
+    pub async fn commit_patch(
+        &self,
+        base: &str,
+        patch: &str,
+        message: &str,
+    ) -> Result<String, GitError> {
+        let scratch =
+            tempfile::tempdir().map_err(|e| GitError::io("cannot create a temporary index", e))?;
+        let index = scratch.path().join("index");
+        let git = || Git::user(&self.root).env("GIT_INDEX_FILE", &index);
+        git().args(["read-tree", "--end-of-options", base]).run(None).await?;
+        if !patch.trim().is_empty() {
+            let apply = git().args(["apply", "--cached", "--binary", "--whitespace=nowarn"]);
+            let what = apply.what().to_string();
+            let output = apply.arg("-").output(Some(patch.as_bytes().to_vec())).await?;
+            if !output.status.success() {
+                let problems = apply_problems(&output.stderr);
+                return Err(if problems.is_empty() {
+                    failed(what, &output)
+                } else {
+                    GitError::PatchDoesNotApply(problems)
+                });
+            }
+        }
+        let tree = String::from_utf8_lossy(&git().args(["write-tree"]).run(None).await?)
+            .trim()
+            .to_string();
+        let identity = Git::user(&self.root).args(["var", "GIT_AUTHOR_IDENT"]).output(None).await?;
+        let mut commit = git().args(["commit-tree", &tree, "-p", base, "-F", "-"]);
+        if !identity.status.success() {
+            for key in ["GIT_AUTHOR", "GIT_COMMITTER"] {
+                commit = commit
+                    .env(&format!("{key}_NAME"), "Errand")
+                    .env(&format!("{key}_EMAIL"), "errand@localhost");
+            }
+        }
+        let id = commit.run(Some(message.as_bytes().to_vec())).await?;
+        Ok(String::from_utf8_lossy(&id).trim().to_string())
+    }
+
+    /// Points branch `name` at `commit`: creates it, or moves it when `force` (refused
+    /// otherwise if it exists). `name` must be a valid branch name (`git check-ref-format`).
+    pub async fn set_branch(&self, name: &str, commit: &str, force: bool) -> Result<(), GitError> {
+        let valid =
+            Git::user(&self.root).args(["check-ref-format", "--branch", name]).output(None).await?;
+        if !valid.status.success() || name.starts_with('-') {
+            return Err(GitError::Parse {
+                what: "branch name".into(),
+                detail: format!("`{name}` is not a valid branch name"),
+            });
+        }
+        let mut git = Git::user(&self.root).arg("branch");
+        if force {
+            git = git.arg("--force");
+        }
+        git.args(["--end-of-options", name, commit]).run(None).await?;
+        Ok(())
+    }
+
+    /// Whether commits `a` and `b` have the same tree (the same files, whatever their history).
+    pub async fn same_tree(&self, a: &str, b: &str) -> Result<bool, GitError> {
+        let tree = |rev: String| async move {
+            let out = Git::user(&self.root)
+                .args(["rev-parse", "--verify", "--quiet", "--end-of-options"])
+                .arg(format!("{rev}^{{tree}}"))
+                .output(None)
+                .await?;
+            Ok::<_, GitError>(out.status.success().then_some(out.stdout))
+        };
+        Ok(match (tree(a.to_string()).await?, tree(b.to_string()).await?) {
+            (Some(x), Some(y)) => x == y,
+            _ => false,
+        })
+    }
+
+    /// `git switch NAME` in the work tree.
+    pub async fn switch(&self, name: &str) -> Result<(), GitError> {
+        Git::user(&self.root)
+            .args(["switch", "--quiet", "--end-of-options", name])
+            .run(None)
+            .await?;
+        Ok(())
+    }
 }
 
 /// The `error:` lines of `git apply`, which name each file and hunk that failed.

@@ -144,3 +144,31 @@ async fn a_bare_repository_is_its_own_root_and_checks_out() {
     std::fs::create_dir(&plain).unwrap();
     assert!(matches!(Repo::discover(&plain).await, Err(GitError::NotARepository(_))));
 }
+
+#[tokio::test]
+async fn a_patch_becomes_a_commit_on_its_base_without_touching_the_work_tree() {
+    let tmp = repo_with(&[("a.txt", "one\n")]);
+    let repo = Repo::discover(tmp.path()).await.unwrap();
+    let base = repo.head_commit().await.unwrap();
+    std::fs::write(tmp.path().join("local.txt"), "uncommitted\n").unwrap();
+    let patch = "diff --git a/a.txt b/a.txt\n--- a/a.txt\n+++ b/a.txt\n@@ -1 +1 @@\n-one\n+two\n";
+    let commit = repo.commit_patch(&base, patch, "Change a\n\nBody.\n").await.unwrap();
+    assert_eq!(repo.head_commit().await.unwrap(), base, "HEAD did not move");
+    assert_eq!(std::fs::read_to_string(tmp.path().join("a.txt")).unwrap(), "one\n");
+    repo.set_branch("errand/x", &commit, false).await.unwrap();
+    assert_eq!(repo.resolve_commit("errand/x").await.unwrap(), commit);
+    assert!(
+        repo.same_tree(&commit, &repo.commit_patch(&base, patch, "again").await.unwrap())
+            .await
+            .unwrap()
+    );
+    assert!(!repo.same_tree(&commit, &base).await.unwrap());
+    // A patch that does not apply names the hunk; a bad branch name is refused.
+    let stale = "diff --git a/a.txt b/a.txt\n--- a/a.txt\n+++ b/a.txt\n@@ -1 +1 @@\n-zero\n+two\n";
+    assert!(matches!(
+        repo.commit_patch(&base, stale, "x").await,
+        Err(GitError::PatchDoesNotApply(_))
+    ));
+    assert!(repo.set_branch("-bad", &commit, false).await.is_err());
+    assert!(repo.set_branch("a..b", &commit, false).await.is_err());
+}

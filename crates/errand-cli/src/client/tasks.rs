@@ -31,6 +31,9 @@ pub async fn run(api: &ApiClient, command: TaskCommand) -> anyhow::Result<i32> {
             followup(api, &target, prompt, follow, json).await
         }
         TaskCommand::Message { target, text, json } => message(api, &target, text, json).await,
+        TaskCommand::Pull { target, branch, force, json } => {
+            super::pull::run(api, &target, branch, force, json).await
+        }
     }
 }
 
@@ -386,7 +389,7 @@ fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> std::
     Ok(())
 }
 
-fn first_line(text: &str, max: usize) -> String {
+pub(super) fn first_line(text: &str, max: usize) -> String {
     let line = text.trim().lines().next().unwrap_or_default();
     if line.chars().count() > max {
         format!("{}…", line.chars().take(max - 1).collect::<String>())
