@@ -17,6 +17,8 @@ use errand_server::{
 use errand_store::TaskMode;
 
 use crate::config::Config;
+
+mod ci;
 use crate::render::HumanRenderer;
 
 #[derive(Debug, clap::Args)]
@@ -40,9 +42,15 @@ pub struct ExecArgs {
     /// once per commit, with network and the secrets; the agent then starts from its snapshot.
     #[arg(long = "env", value_name = "FILE.toml|NAME")]
     pub environment: Option<PathBuf>,
+    /// For CI: write errand.patch, report.md, report.json, result.json and log.jsonl into DIR
+    /// (and the report to GITHUB_STEP_SUMMARY when set), and exit 3 when the attempt succeeded
+    /// but a check it ran failed (see docs/ci.md).
+    #[arg(long, value_name = "DIR")]
+    pub ci: Option<PathBuf>,
 }
 
-/// Exit statuses: 0 succeeded, 1 the attempt failed or timed out, 2 Errand could not start it.
+/// Exit statuses: 0 succeeded, 1 the attempt failed or timed out, 2 Errand could not start it;
+/// with `--ci`, 3 when it succeeded but a check it ran failed.
 pub async fn run(args: ExecArgs, config: Config) -> anyhow::Result<i32> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let repo = errand_git::Repo::discover(&cwd)
@@ -122,6 +130,21 @@ pub async fn run(args: ExecArgs, config: Config) -> anyhow::Result<i32> {
     let result = match run.end {
         AttemptEnd::Ran(result) => result,
         AttemptEnd::SetupFailed(reason) => {
+            if let Some(dir) = &args.ci {
+                ci::CiOutcome {
+                    attempt: attempt.to_string(),
+                    outcome: errand_protocol::AttemptOutcome {
+                        state: AttemptState::Failed,
+                        reason: reason.clone(),
+                    },
+                    report: None,
+                    patch: "",
+                    events: log.events(),
+                    usage: None,
+                    turns: None,
+                }
+                .write(dir)?;
+            }
             if json {
                 let summary = serde_json::json!({
                     "type": "result",
@@ -186,6 +209,20 @@ pub async fn run(args: ExecArgs, config: Config) -> anyhow::Result<i32> {
             "the diff does not apply to your working tree; it is unchanged (use --output-patch to keep the patch)",
         )?;
         eprintln!("applied the diff to {}", repo.root().display());
+    }
+    if let Some(dir) = &args.ci {
+        let status = ci::CiOutcome {
+            attempt: attempt.to_string(),
+            outcome: result.outcome.clone(),
+            report: result.report.as_ref(),
+            patch: &patch,
+            events: log.events(),
+            usage: Some(result.usage),
+            turns: Some(result.turns),
+        }
+        .write(dir)?;
+        eprintln!("wrote the patch, the report and the log to {}", dir.display());
+        return Ok(status);
     }
     Ok(if succeeded { 0 } else { 1 })
 }

@@ -612,3 +612,77 @@ async fn configured_sandbox_limits_apply_and_a_hit_is_reported() {
         printed.collect::<Vec<_>>()
     );
 }
+
+#[tokio::test]
+async fn exec_ci_writes_the_patch_report_and_log_and_exits_by_the_checks() {
+    if !sandbox_available() {
+        return;
+    }
+    // The whole fix: the last test run passes, exit 0, the files a CI job keeps.
+    let root = scratch();
+    let repo = make_repo(root.path());
+    let model = ScriptedModel::start(Script::from_toml(FIX_SCRIPT).unwrap()).await.unwrap();
+    let out_dir = root.path().join("ci-out");
+    let summary = root.path().join("summary.md");
+    let summary_env = summary.display().to_string();
+    let out = run_errand_with(
+        root.path(),
+        &repo,
+        &model,
+        &["exec", "--ci", out_dir.to_str().unwrap(), "fix the failing test"],
+        &[("GITHUB_STEP_SUMMARY", &summary_env)],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let patch = std::fs::read_to_string(out_dir.join("errand.patch")).unwrap();
+    assert!(patch.contains("+    return a + b"), "{patch}");
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("result.json")).unwrap())
+            .unwrap();
+    assert_eq!(result["state"], "succeeded");
+    assert_eq!(result["exit_status"], 0);
+    assert!(result["checks_passed"].as_u64().unwrap() >= 1, "{result}");
+    let log = std::fs::read_to_string(out_dir.join("log.jsonl")).unwrap();
+    assert!(log.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
+    assert!(log.contains("\"type\":\"finished\""));
+    let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(std::fs::read_to_string(&summary).unwrap().contains(report.lines().next().unwrap()));
+    // The patch applies to the CI checkout.
+    common::git(&repo, &["apply", "--check", out_dir.join("errand.patch").to_str().unwrap()]);
+
+    // A model that stops with the tests still failing: the attempt "succeeded", its check did
+    // not, and CI hears 3.
+    let root = scratch();
+    let repo = make_repo(root.path());
+    let script = r#"
+[[turns]]
+[[turns.output]]
+type = "function_call"
+name = "shell"
+arguments = { command = ["python3", "-m", "unittest", "-v"] }
+[[turns]]
+[[turns.output]]
+type = "message"
+text = "Looked into it\n\nThe test fails; I did not fix it."
+"#;
+    let model = ScriptedModel::start(Script::from_toml(script).unwrap()).await.unwrap();
+    let out_dir = root.path().join("ci-out");
+    let out = run_errand(
+        root.path(),
+        &repo,
+        &model,
+        &["exec", "--ci", out_dir.to_str().unwrap(), "look"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("result.json")).unwrap())
+            .unwrap();
+    assert_eq!(result["checks_failed"], 1, "{result}");
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("errand.patch")).unwrap(),
+        "",
+        "nothing changed"
+    );
+}
