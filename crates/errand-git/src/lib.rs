@@ -17,6 +17,7 @@ mod checkout;
 mod command;
 mod credentials;
 mod edit;
+pub mod forge;
 mod ignore;
 mod mirror;
 mod patch;
