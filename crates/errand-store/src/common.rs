@@ -410,3 +410,4 @@ impl Backend {
 include!("common_impl.rs");
 include!("common_queue.rs");
 include!("common_env_logs.rs");
+include!("common_pull_requests.rs");

@@ -221,6 +221,18 @@ impl Store for Backend {
         self.newest_environment_logs(user, id, limit).await
     }
 
+    async fn get_pull_request(
+        &self,
+        scope: Scope,
+        task: TaskId,
+    ) -> Result<Option<crate::PullRequestRecord>> {
+        self.fetch_pull_request(scope, task).await
+    }
+
+    async fn save_pull_request(&self, record: &crate::PullRequestRecord) -> Result<()> {
+        self.upsert_pull_request(record).await
+    }
+
     async fn create_task(&self, user: UserId, new: NewTask) -> Result<(Task, Vec<Attempt>)> {
         non_empty("the repository", &new.repository)?;
         non_empty("the ref", &new.git_ref)?;

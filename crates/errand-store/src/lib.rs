@@ -37,8 +37,8 @@ pub use state::allowed_transition;
 pub use store::Store;
 pub use types::{
     ApiToken, ArtifactKind, Attempt, AttemptCounts, CreatedToken, Environment, EnvironmentLog,
-    Lease, LeaseRenewal, Message, NewEnvironmentLog, NewTask, Page, Recovered, Scope, Task,
-    TaskMode, User,
+    Lease, LeaseRenewal, Message, NewEnvironmentLog, NewTask, Page, PullRequestRecord, Recovered,
+    Scope, Task, TaskMode, User,
 };
 
 use std::sync::Arc;

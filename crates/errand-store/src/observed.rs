@@ -11,8 +11,8 @@ use errand_protocol::{AttemptId, Event, EventKind, TaskId};
 
 use crate::{
     ApiToken, ArtifactKind, Attempt, AttemptCounts, CreatedToken, Environment, EnvironmentId,
-    EnvironmentLog, LeaseRenewal, Message, NewEnvironmentLog, NewTask, Page, Recovered, Result,
-    Scope, Store, Task, TokenId, User, UserId,
+    EnvironmentLog, LeaseRenewal, Message, NewEnvironmentLog, NewTask, Page, PullRequestRecord,
+    Recovered, Result, Scope, Store, Task, TokenId, User, UserId,
 };
 
 /// Hooks around the appends of an [`ObservedStore`]; both do nothing unless implemented.
@@ -106,6 +106,16 @@ impl<O: AppendObserver> Store for ObservedStore<O> {
         limit: u32,
     ) -> Result<Vec<EnvironmentLog>> {
         self.inner.environment_logs(user, id, limit).await
+    }
+    async fn get_pull_request(
+        &self,
+        scope: Scope,
+        task: TaskId,
+    ) -> Result<Option<PullRequestRecord>> {
+        self.inner.get_pull_request(scope, task).await
+    }
+    async fn save_pull_request(&self, record: &PullRequestRecord) -> Result<()> {
+        self.inner.save_pull_request(record).await
     }
     async fn create_task(&self, user: UserId, task: NewTask) -> Result<(Task, Vec<Attempt>)> {
         self.inner.create_task(user, task).await

@@ -24,6 +24,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/postgres/0001_initial.sql")),
     (2, "environment_logs", include_str!("../migrations/postgres/0002_environment_logs.sql")),
     (3, "cancel_reason", include_str!("../migrations/postgres/0003_cancel_reason.sql")),
+    (4, "pull_requests", include_str!("../migrations/postgres/0004_pull_requests.sql")),
 ];
 
 impl PgStore {

@@ -8,8 +8,8 @@ use errand_protocol::{AttemptId, AttemptState, Event, EventKind, TaskId};
 
 use crate::{
     ApiToken, ArtifactKind, Attempt, AttemptCounts, CreatedToken, Environment, EnvironmentId,
-    EnvironmentLog, LeaseRenewal, Message, NewEnvironmentLog, NewTask, Page, Recovered, Result,
-    Scope, Task, TokenId, User, UserId,
+    EnvironmentLog, LeaseRenewal, Message, NewEnvironmentLog, NewTask, Page, PullRequestRecord,
+    Recovered, Result, Scope, Task, TokenId, User, UserId,
 };
 
 /// Errand's durable state. Every method is one transaction: it happens completely or not at
@@ -74,6 +74,20 @@ pub trait Store: Send + Sync {
         id: EnvironmentId,
         limit: u32,
     ) -> Result<Vec<EnvironmentLog>>;
+
+    // ---- pull requests ----
+
+    /// The pull request `task` was delivered as, if any. `NotFound` if the task is not visible
+    /// in `scope`.
+    async fn get_pull_request(
+        &self,
+        scope: Scope,
+        task: TaskId,
+    ) -> Result<Option<PullRequestRecord>>;
+    /// Records (inserts or replaces) the task's pull request; `created_at_ms` of an existing
+    /// row is kept. `NotFound` if the task does not exist; `Invalid` for an empty branch,
+    /// forge, repository or commit.
+    async fn save_pull_request(&self, record: &PullRequestRecord) -> Result<()>;
 
     // ---- tasks ----
 

@@ -69,6 +69,27 @@ pub struct Environment {
     pub updated_at_ms: i64,
 }
 
+/// The pull request a task was delivered as (one per task; see `0004_pull_requests.sql`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullRequestRecord {
+    pub task_id: TaskId,
+    /// The attempt whose result the branch carries now.
+    pub attempt_id: AttemptId,
+    /// The forge's API base URL.
+    pub forge: String,
+    /// `owner/name` on the forge.
+    pub repository: String,
+    pub branch: String,
+    /// The branch head Errand pushed last.
+    pub commit_id: String,
+    /// `pushing` until the forge answered with a pull request, then `open`.
+    pub state: String,
+    pub number: Option<i64>,
+    pub url: Option<String>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
 /// The log of one setup or maintenance run of an environment, as the user reads it in
 /// `errand env logs`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -78,6 +78,7 @@ suite!(
     counts_for_limits,
     delete_task_cascades_but_not_while_running,
     reopen_keeps_data_and_migrations_are_idempotent,
+    a_tasks_pull_request_is_one_row_updated_in_place,
 );
 
 fn new_task(attempts: u32) -> NewTask {
@@ -778,4 +779,63 @@ async fn reopen_keeps_data_and_migrations_are_idempotent(b: Backend) {
     one.append_event(attempts[0].id, &agent_message(8)).await.unwrap();
     assert_eq!(all_events(&*two, attempts[0].id).await.len(), 2);
     assert!(matches!(errand_store::open("mysql://x").await, Err(StoreError::Invalid(_))));
+}
+
+async fn a_tasks_pull_request_is_one_row_updated_in_place(b: Backend) {
+    let store = &*b.store;
+    let alice = user(store, "alice").await;
+    let bob = user(store, "bob").await;
+    let (task, attempts) = task(store, &alice, 2).await;
+    assert_eq!(store.get_pull_request(Scope::User(alice.id), task.id).await.unwrap(), None);
+    let mut record = errand_store::PullRequestRecord {
+        task_id: task.id,
+        attempt_id: attempts[0].id,
+        forge: "https://api.github.com".into(),
+        repository: "o/r".into(),
+        branch: format!("errand/{}", task.id),
+        commit_id: "a".repeat(40),
+        state: "pushing".into(),
+        number: None,
+        url: None,
+        created_at_ms: 0,
+        updated_at_ms: 0,
+    };
+    store.save_pull_request(&record).await.unwrap();
+    let pushing = store.get_pull_request(Scope::User(alice.id), task.id).await.unwrap().unwrap();
+    assert_eq!((pushing.state.as_str(), pushing.number), ("pushing", None));
+    assert!(pushing.created_at_ms > 0);
+    // Opened, then updated by another attempt: still one row, created_at kept.
+    record.state = "open".into();
+    record.number = Some(7);
+    record.url = Some("https://github.com/o/r/pull/7".into());
+    store.save_pull_request(&record).await.unwrap();
+    record.attempt_id = attempts[1].id;
+    record.commit_id = "b".repeat(40);
+    store.save_pull_request(&record).await.unwrap();
+    let open = store.get_pull_request(Scope::System, task.id).await.unwrap().unwrap();
+    assert_eq!(
+        (open.number, open.attempt_id, open.commit_id.as_str()),
+        (Some(7), attempts[1].id, "b".repeat(40).as_str())
+    );
+    assert_eq!(open.created_at_ms, pushing.created_at_ms);
+    // Another user's task is not found; bad input is refused; deleting the task takes the row.
+    assert!(matches!(
+        store.get_pull_request(Scope::User(bob.id), task.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let empty = errand_store::PullRequestRecord { branch: String::new(), ..record.clone() };
+    assert!(matches!(store.save_pull_request(&empty).await, Err(StoreError::Invalid(_))));
+    let missing = errand_store::PullRequestRecord {
+        task_id: errand_protocol::TaskId::new(),
+        ..record.clone()
+    };
+    assert!(matches!(store.save_pull_request(&missing).await, Err(StoreError::NotFound(_))));
+    for attempt in &attempts {
+        store.request_cancel(Scope::System, attempt.id, "done").await.unwrap();
+    }
+    store.delete_task(alice.id, task.id).await.unwrap();
+    assert!(matches!(
+        store.get_pull_request(Scope::System, task.id).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
