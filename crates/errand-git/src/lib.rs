@@ -5,7 +5,9 @@
 //! Repositories elsewhere: a URL as the user typed it, checked ([`RemoteUrl`], `remote.rs`),
 //! the credentials for its host ([`Credentials`], `credentials.rs`), a local bare mirror of it
 //! fetched before a task ([`Mirror`], `mirror.rs`), and checkouts from the mirror that borrow
-//! its objects instead of copying them ([`clone_from_mirror`]).
+//! its objects instead of copying them ([`clone_from_mirror`]). The way back: a commit built in
+//! the mirror and pushed to the remote as a branch, for a pull request ([`Mirror::push_branch`],
+//! `push.rs`).
 //!
 //! Invariant: every git process that touches a checkout or contents an agent wrote runs with no
 //! system or global configuration, no hooks and no filters (see `command.rs`), so a hostile
@@ -21,6 +23,7 @@ pub mod forge;
 mod ignore;
 mod mirror;
 mod patch;
+mod push;
 mod remote;
 mod repo;
 mod summary;
@@ -30,6 +33,7 @@ pub use checkout::{clone_at_commit, clone_from_mirror, refresh_index};
 pub use command::GitError;
 pub use credentials::{Credentials, DEFAULT_TOKEN_USER};
 pub use mirror::Mirror;
+pub use push::{BranchExpectation, PushError, PushKind, PushOutcome};
 pub use remote::{RemoteUrl, RemoteUrlError, Transport};
 pub use repo::Repo;
 pub use tree::{PathChange, TreeDiff, diff_changes, tree_with_changes};

@@ -2,9 +2,9 @@
 //! checkouts ([`crate::clone_from_mirror`]), shared by every task and worker on the data dir.
 //!
 //! Layout: `<mirrors_dir>/<first 16 hex digits of sha256(normalized URL)>.git`, the bare
-//! repository, and `<same>.lock` beside it, on which a fetch holds an exclusive `flock(2)`: two
-//! workers fetching the same mirror take turns, which git alone does not make safe (both would
-//! race on the same ref and pack files).
+//! repository, and `<same>.lock` beside it, on which a fetch (or a push, while it updates the
+//! mirror's branch) holds an exclusive `flock(2)`: two workers fetching the same mirror take
+//! turns, which git alone does not make safe (both would race on the same ref and pack files).
 //!
 //! Invariants:
 //! - The mirror's configuration never names the remote or a credential: git fetches by URL
@@ -13,6 +13,8 @@
 //!   checkouts borrow them through `objects/info/alternates`. `--prune` drops refs only.
 //! - Every git process here runs hardened (no user or system configuration, no hooks, no
 //!   prompts) with only the https, http, ssh and file transports allowed.
+//!
+//! Sending work back (a commit built in the mirror, pushed as a branch) is in `push.rs`.
 
 use std::path::{Path, PathBuf};
 
@@ -60,18 +62,13 @@ impl Mirror {
     /// tag, and `HEAD` following the remote's default branch. Waits for any other fetch of the
     /// same mirror (in any process) to finish first. Errors never contain the token.
     pub async fn fetch(&self, credentials: &Credentials) -> Result<(), GitError> {
-        if let Some(problem) = credentials.problem_with(&self.url) {
-            return Err(GitError::io(
-                format!("cannot fetch {}: {problem}", self.url),
-                std::io::Error::new(std::io::ErrorKind::InvalidInput, "no git process was started"),
-            ));
-        }
+        self.check_credentials(credentials, "fetch")?;
         tracing::debug!(url = %self.url, mirror = %self.path.display(), "fetching the mirror");
         let parent = self.path.parent().unwrap_or(Path::new("/"));
         tokio::fs::create_dir_all(parent)
             .await
             .map_err(|e| GitError::io(format!("cannot create {}", parent.display()), e))?;
-        let _lock = FetchLock::acquire(&self.lock_path).await?;
+        let _lock = self.lock().await?;
         if !tokio::fs::try_exists(self.path.join("HEAD")).await.unwrap_or(false) {
             // Idempotent, so a mirror left half-made by a crash is simply finished. No
             // template: nothing (sample hooks, info/exclude) from the host's git install.
@@ -140,9 +137,31 @@ impl Mirror {
         Ok(())
     }
 
+    /// An error, before any git process starts, when `credentials` cannot be used for this
+    /// remote; `verb` says what was attempted ("fetch", "push to").
+    pub(crate) fn check_credentials(
+        &self,
+        credentials: &Credentials,
+        verb: &str,
+    ) -> Result<(), GitError> {
+        match credentials.problem_with(&self.url) {
+            None => Ok(()),
+            Some(problem) => Err(GitError::io(
+                format!("cannot {verb} {}: {problem}", self.url),
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "no git process was started"),
+            )),
+        }
+    }
+
+    /// Waits for, then holds, the mirror's exclusive lock: whoever changes its refs (a fetch,
+    /// the branch a push updates) holds it.
+    pub(crate) async fn lock(&self) -> Result<MirrorLock, GitError> {
+        MirrorLock::acquire(&self.lock_path).await
+    }
+
     /// Hardened git on the mirror (by `GIT_DIR`: never a repository found by walking up) with
     /// the environment that reaches the remote.
-    fn remote_git(&self, env: &[(String, String)]) -> Git {
+    pub(crate) fn remote_git(&self, env: &[(String, String)]) -> Git {
         let mut git = Git::hardened(&self.path).env("GIT_DIR", &self.path);
         for (key, value) in env {
             git = git.env(key, value);
@@ -153,7 +172,7 @@ impl Mirror {
 
 /// `error` with the token scrubbed out of everything git printed, and, when git's words mean
 /// the remote wanted other credentials, a line saying so in the user's terms.
-fn scrub_error(error: GitError, url: &RemoteUrl, credentials: &Credentials) -> GitError {
+pub(crate) fn scrub_error(error: GitError, url: &RemoteUrl, credentials: &Credentials) -> GitError {
     match error {
         GitError::Failed { what, status, stderr } => {
             let mut stderr = credentials.scrub(&stderr);
@@ -174,9 +193,7 @@ fn scrub_error(error: GitError, url: &RemoteUrl, credentials: &Credentials) -> G
 /// OpenSSH's), or `None` when it does not.
 fn credentials_hint(stderr: &str, url: &RemoteUrl, credentials: &Credentials) -> Option<String> {
     let host = url.host().unwrap_or("this machine");
-    let http_refused = ["could not read Username", "Authentication failed", "HTTP 401", "HTTP 403"]
-        .iter()
-        .any(|sign| stderr.contains(sign));
+    let http_refused = http_refused(stderr);
     let ssh_refused = ["Permission denied (publickey", "Host key verification failed"]
         .iter()
         .any(|sign| stderr.contains(sign));
@@ -194,25 +211,33 @@ fn credentials_hint(stderr: &str, url: &RemoteUrl, credentials: &Credentials) ->
     }
 }
 
+/// Whether git's stderr says the HTTP server refused the credentials (git's messages, http.c:
+/// with prompts off, a 401 ends in "could not read Username"; a 403 names its status).
+pub(crate) fn http_refused(stderr: &str) -> bool {
+    ["could not read Username", "Authentication failed", "HTTP 401", "HTTP 403", "error: 403"]
+        .iter()
+        .any(|sign| stderr.contains(sign))
+}
+
 /// An exclusive `flock(2)` on a mirror's lock file, released when dropped (closing the file
 /// releases it, and so does the process dying: no stale locks).
-struct FetchLock {
+pub(crate) struct MirrorLock {
     _file: std::fs::File,
 }
 
-impl FetchLock {
-    async fn acquire(path: &Path) -> Result<FetchLock, GitError> {
+impl MirrorLock {
+    async fn acquire(path: &Path) -> Result<MirrorLock, GitError> {
         let path = path.to_path_buf();
         let context = format!("cannot lock {}", path.display());
         // flock blocks: wait on the blocking pool, never on an async thread.
-        let wait = tokio::task::spawn_blocking(move || -> std::io::Result<FetchLock> {
+        let wait = tokio::task::spawn_blocking(move || -> std::io::Result<MirrorLock> {
             use std::os::fd::AsRawFd;
             let file =
                 std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
             loop {
                 // SAFETY: flock on a descriptor we own and keep open for the lock's lifetime.
                 if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
-                    return Ok(FetchLock { _file: file });
+                    return Ok(MirrorLock { _file: file });
                 }
                 let error = std::io::Error::last_os_error();
                 if error.kind() != std::io::ErrorKind::Interrupted {
