@@ -101,6 +101,14 @@ pub enum TaskCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Open the task's pull request with an attempt (default: the one that succeeded), or
+    /// update it: the task's repository must be a URL on a forge configured on the server.
+    Pr {
+        target: String,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// Send a message to a running attempt; the agent reads it at its next turn.
     Message {
         target: String,

@@ -22,6 +22,8 @@ pub struct Config {
     pub server: ServerSection,
     pub client: ClientSection,
     pub git: GitSection,
+    /// `[[forges]]`: where pull requests may be opened.
+    pub forges: Vec<ForgeSection>,
     /// US dollars per million tokens, by model name: `[prices."gpt-5-codex"]`.
     pub prices: std::collections::BTreeMap<String, errand_protocol::Prices>,
 }
@@ -265,6 +267,61 @@ pub struct GitCredentials {
     /// runs without the server's HOME).
     #[serde(default)]
     pub ssh_command: Option<String>,
+}
+
+/// A forge Errand may open pull requests on (`[[forges]]`). Its token also authenticates git
+/// fetches and pushes to its host, unless `[[git.credentials]]` names that host.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForgeSection {
+    /// `github` (github.com, GitHub Enterprise), `gitea` or `forgejo`.
+    pub kind: String,
+    /// The host its repositories' URLs name, e.g. `github.com`.
+    pub host: String,
+    /// The REST API's address; default `https://api.github.com` for github.com,
+    /// `https://HOST/api/v3` for other GitHub hosts, `https://HOST/api/v1` for Gitea/Forgejo.
+    #[serde(default)]
+    pub api_base: Option<String>,
+    /// Where its pages are, for links in pull requests; default `https://HOST`.
+    #[serde(default)]
+    pub web_base: Option<String>,
+    /// The environment variable holding the token.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// A file holding the token (its first line).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Pull request branches are `<branch_prefix><task id>`; default `errand/`.
+    #[serde(default)]
+    pub branch_prefix: Option<String>,
+}
+
+/// A token from a variable or a file, for the setting named `key`.
+fn read_token(
+    key: &str,
+    token_env: Option<&str>,
+    token_file: Option<&Path>,
+) -> anyhow::Result<Option<String>> {
+    match (token_env, token_file) {
+        (Some(var), None) => Ok(Some(
+            std::env::var(var)
+                .ok()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .with_context(|| format!("{key}: the variable {var} is not set"))?,
+        )),
+        (None, Some(file)) => Ok(Some(
+            std::fs::read_to_string(file)
+                .with_context(|| format!("{key}: cannot read {}", file.display()))?
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+        )),
+        (None, None) => Ok(None),
+        (Some(_), Some(_)) => bail!("{key}: give token_env or token_file, not both"),
+    }
 }
 
 /// Where the `errand task …` and `errand apply` commands find the server.
@@ -553,25 +610,7 @@ impl Config {
             errand_server::remotes::Remotes::new(dir).allow_hosts(self.git.allowed_hosts.clone());
         for (i, entry) in self.git.credentials.iter().enumerate() {
             let key = format!("git.credentials[{i}] (host {})", entry.host);
-            let token = match (&entry.token_env, &entry.token_file) {
-                (Some(var), None) => Some(
-                    std::env::var(var)
-                        .ok()
-                        .filter(|t| !t.trim().is_empty())
-                        .with_context(|| format!("{key}: the variable {var} is not set"))?,
-                ),
-                (None, Some(file)) => Some(
-                    std::fs::read_to_string(file)
-                        .with_context(|| format!("{key}: cannot read {}", file.display()))?
-                        .lines()
-                        .next()
-                        .unwrap_or_default()
-                        .trim()
-                        .to_string(),
-                ),
-                (None, None) => None,
-                (Some(_), Some(_)) => bail!("{key}: give token_env or token_file, not both"),
-            };
+            let token = read_token(&key, entry.token_env.as_deref(), entry.token_file.as_deref())?;
             let credentials = match (token, &entry.ssh_command) {
                 (Some(token), None) => errand_git::Credentials::Token {
                     user: entry
@@ -590,7 +629,44 @@ impl Config {
             };
             remotes = remotes.with_credentials(entry.host.clone(), credentials);
         }
+        // A forge's token also fetches and pushes, unless the host has credentials of its own.
+        for forge in self.forges()?.0 {
+            if !remotes.has_credentials(&forge.host) {
+                let token = errand_git::Credentials::token(forge.config.token.clone());
+                remotes = remotes.with_credentials(forge.host.clone(), token);
+            }
+        }
         Ok(remotes)
+    }
+
+    /// The forges pull requests may be opened on, from `[[forges]]`.
+    pub fn forges(&self) -> anyhow::Result<errand_server::delivery::Forges> {
+        use errand_git::forge::{ForgeConfig, ForgeKind, GITHUB_API_BASE};
+        let mut forges = Vec::new();
+        for (i, entry) in self.forges.iter().enumerate() {
+            let key = format!("forges[{i}] (host {})", entry.host);
+            let host = entry.host.trim().to_ascii_lowercase();
+            let kind = match entry.kind.as_str() {
+                "github" => ForgeKind::GitHub,
+                "gitea" | "forgejo" => ForgeKind::Gitea,
+                other => bail!("{key}: kind must be github, gitea or forgejo, not `{other}`"),
+            };
+            let api_base = entry.api_base.clone().unwrap_or_else(|| match kind {
+                ForgeKind::GitHub if host == "github.com" => GITHUB_API_BASE.to_string(),
+                ForgeKind::GitHub => format!("https://{host}/api/v3"),
+                ForgeKind::Gitea => format!("https://{host}/api/v1"),
+            });
+            let token = read_token(&key, entry.token_env.as_deref(), entry.token_file.as_deref())?
+                .with_context(|| format!("{key}: give a token (token_env or token_file)"))?;
+            forges.push(errand_server::delivery::Forge {
+                web_base: entry.web_base.clone().unwrap_or_else(|| format!("https://{host}")),
+                host,
+                kind,
+                config: ForgeConfig::new(kind, api_base, token),
+                branch_prefix: entry.branch_prefix.clone().unwrap_or_else(|| "errand/".into()),
+            });
+        }
+        Ok(errand_server::delivery::Forges(forges))
     }
 
     /// What the API enforces, from `[server]`.
@@ -707,6 +783,46 @@ mod tests {
             let err = format!("{err:#}");
             assert!(err.contains("git.credentials[0] (host h)") && err.contains(expected), "{err}");
         }
+    }
+
+    #[test]
+    fn forges_get_their_api_and_web_addresses_and_lend_their_token_to_git() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "forge-token-789\n").unwrap();
+        let text = format!(
+            "[[forges]]\nkind = \"github\"\nhost = \"github.com\"\ntoken_file = \"{0}\"\n\
+             [[forges]]\nkind = \"github\"\nhost = \"ghe.example.com\"\ntoken_file = \"{0}\"\n\
+             [[forges]]\nkind = \"forgejo\"\nhost = \"codeberg.org\"\ntoken_file = \"{0}\"\nbranch_prefix = \"bot/\"\n",
+            token.display()
+        );
+        let config = Config::from_toml(&text).unwrap();
+        let forges = config.forges().unwrap().0;
+        let apis: Vec<_> = forges.iter().map(|f| f.config.api_base.as_str()).collect();
+        assert_eq!(
+            apis,
+            [
+                "https://api.github.com",
+                "https://ghe.example.com/api/v3",
+                "https://codeberg.org/api/v1"
+            ]
+        );
+        assert_eq!(forges[2].web_base, "https://codeberg.org");
+        assert_eq!(forges[2].branch_prefix, "bot/");
+        assert!(!format!("{forges:?}").contains("forge-token-789"));
+        assert!(
+            config.remotes().unwrap().has_credentials("codeberg.org"),
+            "the forge's token fetches and pushes"
+        );
+        let err = Config::from_toml("[[forges]]\nkind = \"gitlab\"\nhost = \"h\"\n")
+            .unwrap()
+            .forges()
+            .unwrap_err();
+        assert!(
+            format!("{err:#}")
+                .contains("forges[0] (host h): kind must be github, gitea or forgejo"),
+            "{err:#}"
+        );
     }
 
     #[test]

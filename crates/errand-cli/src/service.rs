@@ -75,6 +75,7 @@ pub async fn serve(args: ServeArgs, config: Config) -> anyhow::Result<i32> {
 
     let mut api = config.api_config();
     api.remotes = Some(config.remotes()?);
+    api.forges = config.forges()?;
     let state = AppState::new(store, api);
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -264,6 +264,23 @@ pub struct TokenView {
     pub revoked_at_ms: Option<i64>,
 }
 
+/// A task's pull request (`POST /api/attempts/{id}/pull-request`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PullRequestView {
+    pub task_id: TaskId,
+    /// The attempt whose result the pull request carries now.
+    pub attempt_id: AttemptId,
+    /// `owner/name` on the forge.
+    pub repository: String,
+    pub branch: String,
+    /// The branch head Errand pushed.
+    pub commit: String,
+    /// `pushing`, `pushed` (the branch is there, the pull request not yet) or `open`.
+    pub state: String,
+    pub number: Option<i64>,
+    pub url: Option<String>,
+}
+
 /// `POST /api/tokens`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

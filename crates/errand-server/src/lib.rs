@@ -5,6 +5,7 @@
 //!   workers share it. `setup_log.rs` turns an environment's preparation into events.
 //! - `store_sink.rs`: [`StoreSink`], the sink that stores each event before anything else sees
 //!   it, and the [`StopSignal`] it raises when the store refuses one.
+//! - `delivery.rs`: an attempt delivered as its task's pull request on a forge.
 //! - `remotes.rs`: repositories named by URL, through their mirrors on this machine.
 //! - `worker.rs`: [`Worker`], the loop that leases queued attempts from the store, runs them
 //!   with heartbeats, stores their artifacts and drains on shutdown; `leftovers.rs` what a
@@ -16,6 +17,7 @@
 pub mod api;
 mod attempt;
 pub mod bench;
+pub mod delivery;
 mod environments;
 mod leftovers;
 pub mod remotes;

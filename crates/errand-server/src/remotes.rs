@@ -95,6 +95,21 @@ impl Remotes {
         }
     }
 
+    /// The mirror of `url` (not fetched).
+    pub fn mirror(&self, url: &RemoteUrl) -> Mirror {
+        Mirror::new(&self.mirrors_dir, url.clone())
+    }
+
+    /// The credentials configured for `url`'s host.
+    pub fn credentials_for(&self, url: &RemoteUrl) -> Credentials {
+        self.credentials(url)
+    }
+
+    /// Whether credentials are configured for `host`.
+    pub fn has_credentials(&self, host: &str) -> bool {
+        self.credentials.iter().any(|(configured, _)| configured.eq_ignore_ascii_case(host))
+    }
+
     fn credentials(&self, url: &RemoteUrl) -> Credentials {
         let host = url.host().map(str::to_ascii_lowercase);
         self.credentials

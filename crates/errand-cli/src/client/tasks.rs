@@ -31,6 +31,7 @@ pub async fn run(api: &ApiClient, command: TaskCommand) -> anyhow::Result<i32> {
             followup(api, &target, prompt, follow, json).await
         }
         TaskCommand::Message { target, text, json } => message(api, &target, text, json).await,
+        TaskCommand::Pr { target, json } => pull_request(api, &target, json).await,
         TaskCommand::Pull { target, branch, force, json } => {
             super::pull::run(api, &target, branch, force, json).await
         }
@@ -335,6 +336,29 @@ async fn message(api: &ApiClient, target: &str, text: String, json: bool) -> any
             "message {} queued for {}/{}; the agent reads it at its next turn",
             sent.id, task.id, attempt.index
         );
+    }
+    Ok(0)
+}
+
+async fn pull_request(api: &ApiClient, target: &str, json: bool) -> anyhow::Result<i32> {
+    let (task, selector) = resolve(api, target).await?;
+    let attempt = pick(&task, selector, Purpose::Result).map_err(anyhow::Error::msg)?[0];
+    let pull: errand_protocol::api::PullRequestView = api
+        .post(&format!("/api/attempts/{}/pull-request", attempt.id), &serde_json::json!({}))
+        .await?;
+    if json {
+        print_json(&pull)?;
+    } else {
+        match (&pull.url, pull.number) {
+            (Some(url), Some(number)) => {
+                println!("{url}");
+                eprintln!(
+                    "pull request #{number} on {} carries {}/{} (branch {})",
+                    pull.repository, task.id, attempt.index, pull.branch
+                );
+            }
+            _ => eprintln!("branch {} pushed; the pull request is not open yet", pull.branch),
+        }
     }
     Ok(0)
 }

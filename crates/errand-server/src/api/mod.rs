@@ -39,7 +39,9 @@ pub use error::ApiFailure;
 pub(crate) use events::Follow;
 pub use hub::{EventHub, HubNotifier, NotifyingStore};
 pub use ops::{Metrics, openapi_json};
-pub(crate) use tasks::{cancel_unfinished, create as create_task, create_followup, send_message};
+pub(crate) use tasks::{
+    cancel_unfinished, create as create_task, create_followup, deliver, send_message,
+};
 
 /// What the API allows, per user and in total. Limits are data (design: "Limits are data"): a
 /// refusal is an HTTP 429 with `Retry-After` and a sentence naming the limit.
@@ -83,6 +85,8 @@ pub struct ApiConfig {
     /// Mirrors and credentials for repositories named by URL; `None`: only paths on this
     /// machine are accepted.
     pub remotes: Option<crate::remotes::Remotes>,
+    /// Forges pull requests may be opened on.
+    pub forges: crate::delivery::Forges,
 }
 
 impl Default for ApiConfig {
@@ -94,6 +98,7 @@ impl Default for ApiConfig {
             max_body_bytes: 2 << 20,
             web: crate::web::WebConfig::default(),
             remotes: None,
+            forges: crate::delivery::Forges::default(),
         }
     }
 }

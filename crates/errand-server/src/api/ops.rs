@@ -137,7 +137,7 @@ pub fn openapi_json() -> String {
     paths(
         tasks::create_task, tasks::list_tasks, tasks::get_task, tasks::delete_task,
         tasks::cancel_task, tasks::get_attempt, tasks::cancel_attempt, tasks::followup,
-        tasks::message, tasks::diff, tasks::report,
+        tasks::message, tasks::diff, tasks::report, tasks::pull_request,
         events::list_events, events::stream_events,
         environments::list_environments, environments::create_environment,
         environments::get_environment, environments::update_environment,

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use errand_protocol::api::{
     ApiError, AttemptView, CancelRequest, CreateTask, FollowupRequest, MessageRequest, MessageView,
-    TaskList, TaskMode, TaskState, TaskView,
+    PullRequestView, TaskList, TaskMode, TaskState, TaskView,
 };
 use errand_protocol::{AttemptId, TaskId};
 use errand_store::{
@@ -36,6 +36,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/attempts/{id}/messages", post(message))
         .route("/api/attempts/{id}/diff", get(diff))
         .route("/api/attempts/{id}/report", get(report))
+        .route("/api/attempts/{id}/pull-request", post(pull_request))
 }
 
 use axum::Json;
@@ -332,6 +333,57 @@ pub(super) async fn report(
     let id: AttemptId = parse_id(&id, "attempt")?;
     let json = artifact(&state, &caller, id, ArtifactKind::Report, "report").await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
+}
+
+/// Delivers the attempt as its task's pull request: opens one, or updates the task's existing
+/// one (its branch replaced). Needs a task on a forge URL with a forge configured.
+#[utoipa::path(post, path = "/api/attempts/{id}/pull-request", tag = "attempts", params(("id" = String, Path)),
+    responses((status = 200, body = PullRequestView),
+        (status = 400, description = "Nothing to deliver, no forge for this repository, a branch that is not Errand's", body = ApiError),
+        (status = 404, body = ApiError),
+        (status = 503, description = "The forge or the remote failed; a retry resumes", body = ApiError)),
+    security(("bearer" = [])))]
+pub(super) async fn pull_request(
+    State(state): State<AppState>,
+    caller: Caller,
+    UrlPath(id): UrlPath<String>,
+) -> ApiResult<Json<PullRequestView>> {
+    let id: AttemptId = parse_id(&id, "attempt")?;
+    Ok(Json(deliver(&state, &caller, id).await?))
+}
+
+/// Delivers attempt `id` of `caller` as a pull request (the API and the web UI).
+pub(crate) async fn deliver(
+    state: &AppState,
+    caller: &Caller,
+    id: AttemptId,
+) -> ApiResult<PullRequestView> {
+    use crate::delivery::DeliveryError;
+    let record = crate::delivery::deliver(
+        &*state.store,
+        state.config.remotes.as_ref(),
+        &state.config.forges,
+        caller.scope(),
+        id,
+    )
+    .await
+    .map_err(|e| match e {
+        DeliveryError::Refused(message) => ApiFailure::bad_request(message),
+        DeliveryError::NotFound(message) => ApiFailure::not_found(message),
+        DeliveryError::Failed(message) => {
+            ApiFailure::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+        }
+    })?;
+    Ok(PullRequestView {
+        task_id: record.task_id,
+        attempt_id: record.attempt_id,
+        repository: record.repository,
+        branch: record.branch,
+        commit: record.commit_id,
+        state: record.state,
+        number: record.number,
+        url: record.url,
+    })
 }
 
 /// An artifact, or a 404 that says why there is none.

@@ -78,6 +78,7 @@ pub fn router(api: AppState, config: WebConfig) -> Router {
         .route("/attempts/{id}/followup", post(attempt::followup))
         .route("/attempts/{id}/review", get(review::show))
         .route("/attempts/{id}/patch", get(review::patch))
+        .route("/attempts/{id}/pull-request", post(review::pull_request))
         .route("/attempts/{id}/files/{*path}", get(review::file))
         .route("/environments", get(environments::list).post(environments::create))
         .route("/environments/new", get(environments::new_form))

@@ -143,6 +143,18 @@ struct ReviewPage {
     has_diff: bool,
     apply_command: String,
     why_empty: String,
+    /// A forge is configured for the task's repository: pull requests can be opened.
+    forge: bool,
+    /// The task's pull request, once there is one.
+    pull_request: Option<PullRequestLink>,
+}
+
+/// The task's pull request as the review shows it.
+pub struct PullRequestLink {
+    pub label: String,
+    pub url: String,
+    /// It carries this attempt's result (else another attempt's).
+    pub this_attempt: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -201,7 +213,31 @@ pub async fn show(
             attempt.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
         )
     };
+    let forge = match crate::remotes::RepositorySource::parse(&task.repository) {
+        Ok(crate::remotes::RepositorySource::Remote(url)) => {
+            state.api.config.forges.for_url(&url).is_some()
+        }
+        _ => false,
+    };
+    let pull_request =
+        state.api.store.get_pull_request(session.scope(), task.id).await?.map(|record| {
+            PullRequestLink {
+                label: match record.number {
+                    Some(number) => {
+                        format!("#{number} on {} ({})", record.repository, record.branch)
+                    }
+                    None => format!(
+                        "branch {} on {} (the pull request is not open yet)",
+                        record.branch, record.repository
+                    ),
+                },
+                url: record.url.unwrap_or_default(),
+                this_attempt: record.attempt_id == attempt.id,
+            }
+        });
     let page = ReviewPage {
+        forge,
+        pull_request,
         layout: Layout::new(
             format!("Review {} {}", header.label, header.prompt_line),
             &session,
@@ -226,6 +262,20 @@ pub async fn show(
         header,
     };
     Ok(render(&page))
+}
+
+/// Opens the task's pull request with this attempt's result, or updates it.
+pub async fn pull_request(
+    State(state): State<WebState>,
+    session: Session,
+    headers: axum::http::HeaderMap,
+    Path(id): Path<String>,
+    axum::Form(form): axum::Form<super::page::CsrfForm>,
+) -> PageResult {
+    super::page::check_form(&session, &headers, &form.csrf)?;
+    let id = attempt_id(&id)?;
+    crate::api::deliver(&state.api, &session.caller(), id).await?;
+    Ok(super::page::see_other(&format!("/attempts/{id}/review#act")))
 }
 
 /// The attempt's diff as a file to download (`git apply` / `errand apply-patch` take it).
