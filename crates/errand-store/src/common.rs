@@ -411,3 +411,4 @@ include!("common_impl.rs");
 include!("common_queue.rs");
 include!("common_env_logs.rs");
 include!("common_pull_requests.rs");
+include!("common_triggers.rs");

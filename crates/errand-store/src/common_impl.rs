@@ -233,6 +233,22 @@ impl Store for Backend {
         self.upsert_pull_request(record).await
     }
 
+    async fn record_delivery(&self, delivery_id: &str) -> Result<bool> {
+        self.insert_delivery(delivery_id).await
+    }
+
+    async fn add_triggered_task(&self, trigger: &crate::TriggeredTask) -> Result<()> {
+        self.insert_triggered_task(trigger).await
+    }
+
+    async fn waiting_triggered_tasks(&self, limit: u32) -> Result<Vec<crate::TriggeredTask>> {
+        self.select_waiting_triggers(limit).await
+    }
+
+    async fn mark_trigger_reported(&self, task: TaskId) -> Result<()> {
+        self.set_trigger_reported(task).await
+    }
+
     async fn create_task(&self, user: UserId, new: NewTask) -> Result<(Task, Vec<Attempt>)> {
         non_empty("the repository", &new.repository)?;
         non_empty("the ref", &new.git_ref)?;

@@ -38,7 +38,7 @@ pub use store::Store;
 pub use types::{
     ApiToken, ArtifactKind, Attempt, AttemptCounts, CreatedToken, Environment, EnvironmentLog,
     Lease, LeaseRenewal, Message, NewEnvironmentLog, NewTask, Page, PullRequestRecord, Recovered,
-    Scope, Task, TaskMode, User,
+    Scope, Task, TaskMode, TriggeredTask, User,
 };
 
 use std::sync::Arc;

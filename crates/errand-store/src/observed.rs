@@ -12,7 +12,7 @@ use errand_protocol::{AttemptId, Event, EventKind, TaskId};
 use crate::{
     ApiToken, ArtifactKind, Attempt, AttemptCounts, CreatedToken, Environment, EnvironmentId,
     EnvironmentLog, LeaseRenewal, Message, NewEnvironmentLog, NewTask, Page, PullRequestRecord,
-    Recovered, Result, Scope, Store, Task, TokenId, User, UserId,
+    Recovered, Result, Scope, Store, Task, TokenId, TriggeredTask, User, UserId,
 };
 
 /// Hooks around the appends of an [`ObservedStore`]; both do nothing unless implemented.
@@ -116,6 +116,18 @@ impl<O: AppendObserver> Store for ObservedStore<O> {
     }
     async fn save_pull_request(&self, record: &PullRequestRecord) -> Result<()> {
         self.inner.save_pull_request(record).await
+    }
+    async fn record_delivery(&self, delivery_id: &str) -> Result<bool> {
+        self.inner.record_delivery(delivery_id).await
+    }
+    async fn add_triggered_task(&self, trigger: &TriggeredTask) -> Result<()> {
+        self.inner.add_triggered_task(trigger).await
+    }
+    async fn waiting_triggered_tasks(&self, limit: u32) -> Result<Vec<TriggeredTask>> {
+        self.inner.waiting_triggered_tasks(limit).await
+    }
+    async fn mark_trigger_reported(&self, task: TaskId) -> Result<()> {
+        self.inner.mark_trigger_reported(task).await
     }
     async fn create_task(&self, user: UserId, task: NewTask) -> Result<(Task, Vec<Attempt>)> {
         self.inner.create_task(user, task).await

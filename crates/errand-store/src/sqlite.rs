@@ -29,6 +29,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "environment_logs", include_str!("../migrations/sqlite/0002_environment_logs.sql")),
     (3, "cancel_reason", include_str!("../migrations/sqlite/0003_cancel_reason.sql")),
     (4, "pull_requests", include_str!("../migrations/sqlite/0004_pull_requests.sql")),
+    (5, "triggers", include_str!("../migrations/sqlite/0005_triggers.sql")),
 ];
 
 impl SqliteStore {

@@ -9,7 +9,7 @@ use errand_protocol::{AttemptId, AttemptState, Event, EventKind, TaskId};
 use crate::{
     ApiToken, ArtifactKind, Attempt, AttemptCounts, CreatedToken, Environment, EnvironmentId,
     EnvironmentLog, LeaseRenewal, Message, NewEnvironmentLog, NewTask, Page, PullRequestRecord,
-    Recovered, Result, Scope, Task, TokenId, User, UserId,
+    Recovered, Result, Scope, Task, TokenId, TriggeredTask, User, UserId,
 };
 
 /// Errand's durable state. Every method is one transaction: it happens completely or not at
@@ -88,6 +88,17 @@ pub trait Store: Send + Sync {
     /// row is kept. `NotFound` if the task does not exist; `Invalid` for an empty branch,
     /// forge, repository or commit.
     async fn save_pull_request(&self, record: &PullRequestRecord) -> Result<()>;
+
+    // ---- triggers ----
+
+    /// Records a webhook delivery as handled; `false` if it was already (a replay).
+    async fn record_delivery(&self, delivery_id: &str) -> Result<bool>;
+    /// Records a task started from a forge's issue. `NotFound` if the task does not exist.
+    async fn add_triggered_task(&self, trigger: &TriggeredTask) -> Result<()>;
+    /// Triggered tasks whose outcome is not reported yet, oldest first.
+    async fn waiting_triggered_tasks(&self, limit: u32) -> Result<Vec<TriggeredTask>>;
+    /// Marks a triggered task's outcome as reported.
+    async fn mark_trigger_reported(&self, task: TaskId) -> Result<()>;
 
     // ---- tasks ----
 

@@ -69,6 +69,20 @@ pub struct Environment {
     pub updated_at_ms: i64,
 }
 
+/// A task started from a forge's issue or pull request (see `0005_triggers.sql`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TriggeredTask {
+    pub task_id: TaskId,
+    pub forge_host: String,
+    /// `owner/name` on the forge.
+    pub repository: String,
+    pub issue_number: i64,
+    /// `waiting` until the outcome is reported on the issue, then `reported`.
+    pub state: String,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
 /// The pull request a task was delivered as (one per task; see `0004_pull_requests.sql`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PullRequestRecord {

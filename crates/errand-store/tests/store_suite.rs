@@ -79,6 +79,7 @@ suite!(
     delete_task_cascades_but_not_while_running,
     reopen_keeps_data_and_migrations_are_idempotent,
     a_tasks_pull_request_is_one_row_updated_in_place,
+    deliveries_are_handled_once_and_triggers_wait_until_reported,
 );
 
 fn new_task(attempts: u32) -> NewTask {
@@ -838,4 +839,33 @@ async fn a_tasks_pull_request_is_one_row_updated_in_place(b: Backend) {
         store.get_pull_request(Scope::System, task.id).await,
         Err(StoreError::NotFound(_))
     ));
+}
+
+async fn deliveries_are_handled_once_and_triggers_wait_until_reported(b: Backend) {
+    let store = &*b.store;
+    assert!(store.record_delivery("github.com:abc").await.unwrap());
+    assert!(!store.record_delivery("github.com:abc").await.unwrap(), "a replay");
+    assert!(store.record_delivery("gitea.example:abc").await.unwrap(), "another forge's id");
+    assert!(matches!(store.record_delivery("").await, Err(StoreError::Invalid(_))));
+
+    let alice = user(store, "alice").await;
+    let (task, _) = task(store, &alice, 1).await;
+    let trigger = errand_store::TriggeredTask {
+        task_id: task.id,
+        forge_host: "github.com".into(),
+        repository: "o/r".into(),
+        issue_number: 12,
+        state: String::new(),
+        created_at_ms: 0,
+        updated_at_ms: 0,
+    };
+    store.add_triggered_task(&trigger).await.unwrap();
+    let waiting = store.waiting_triggered_tasks(10).await.unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!((waiting[0].issue_number, waiting[0].state.as_str()), (12, "waiting"));
+    store.mark_trigger_reported(task.id).await.unwrap();
+    assert!(store.waiting_triggered_tasks(10).await.unwrap().is_empty());
+    let missing =
+        errand_store::TriggeredTask { task_id: errand_protocol::TaskId::new(), ..trigger };
+    assert!(matches!(store.add_triggered_task(&missing).await, Err(StoreError::NotFound(_))));
 }
