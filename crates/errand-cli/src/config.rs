@@ -192,6 +192,9 @@ pub struct StoreSection {
 pub struct ServerSection {
     /// Where `errand serve` listens.
     pub listen: String,
+    /// Where people reach this server, for links Errand posts on forges; default
+    /// `http://<listen>`.
+    pub public_url: Option<String>,
     /// Attempts this process runs at once (`errand serve`'s in-process workers, or `errand
     /// worker`); 0 with `errand serve`: API only, `errand worker` processes run the attempts.
     pub workers: u32,
@@ -222,6 +225,7 @@ impl Default for ServerSection {
         let limits = errand_server::api::ApiLimits::default();
         Self {
             listen: "127.0.0.1:7878".into(),
+            public_url: None,
             workers: 2,
             repository_roots: Vec::new(),
             tasks_per_hour: limits.tasks_per_hour,
@@ -294,6 +298,24 @@ pub struct ForgeSection {
     /// Pull request branches are `<branch_prefix><task id>`; default `errand/`.
     #[serde(default)]
     pub branch_prefix: Option<String>,
+    /// Tasks from this forge's webhooks (`POST /hooks/<host>`) need the secret it signs
+    /// deliveries with, from a variable or a file.
+    #[serde(default)]
+    pub webhook_secret_env: Option<String>,
+    #[serde(default)]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// The mention that starts a task in a comment; default `@errand`.
+    #[serde(default)]
+    pub handle: Option<String>,
+    /// A label that starts a task when put on an issue.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Forge logins that may start tasks (nobody else can).
+    #[serde(default)]
+    pub allowed_users: Vec<String>,
+    /// The Errand user triggered tasks belong to; default `local`.
+    #[serde(default)]
+    pub run_as: Option<String>,
 }
 
 /// A token from a variable or a file, for the setting named `key`.
@@ -664,6 +686,18 @@ impl Config {
                 kind,
                 config: ForgeConfig::new(kind, api_base, token),
                 branch_prefix: entry.branch_prefix.clone().unwrap_or_else(|| "errand/".into()),
+                trigger: read_token(
+                    &format!("{key} webhook secret"),
+                    entry.webhook_secret_env.as_deref(),
+                    entry.webhook_secret_file.as_deref(),
+                )?
+                .map(|secret| errand_server::triggers::TriggerConfig {
+                    secret,
+                    handle: entry.handle.clone().unwrap_or_else(|| "@errand".into()),
+                    label: entry.label.clone(),
+                    allowed_users: entry.allowed_users.clone(),
+                    run_as: entry.run_as.clone().unwrap_or_else(|| "local".into()),
+                }),
             });
         }
         Ok(errand_server::delivery::Forges(forges))

@@ -76,6 +76,8 @@ pub async fn serve(args: ServeArgs, config: Config) -> anyhow::Result<i32> {
     let mut api = config.api_config();
     api.remotes = Some(config.remotes()?);
     api.forges = config.forges()?;
+    api.public_url =
+        config.server.public_url.clone().unwrap_or_else(|| format!("http://{}", config.server.listen));
     let state = AppState::new(store, api);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -98,8 +100,29 @@ pub async fn serve(args: ServeArgs, config: Config) -> anyhow::Result<i32> {
         local.name,
         token_path.display()
     );
+    // Triggered tasks' outcomes go back to their issues, also those a restart interrupted.
+    let reporter = {
+        let state = state.clone();
+        let stop = shutdown.clone();
+        let triggers = state.config.forges.0.iter().any(|f| f.trigger.is_some());
+        tokio::spawn(async move {
+            if !triggers {
+                return;
+            }
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            let stopped = stop.wait();
+            tokio::pin!(stopped);
+            loop {
+                tokio::select! {
+                    _ = every.tick() => { errand_server::triggers::report_finished(&state).await; }
+                    () = &mut stopped => break,
+                }
+            }
+        })
+    };
     let stop = shutdown.clone();
     serve_api(listener, state, stop.wait()).await.context("the HTTP server failed")?;
+    reporter.abort();
     if let Some(task) = worker_task {
         eprintln!("errand: draining the workers");
         task.await.context("the worker panicked")?.context("the worker could not start")?;

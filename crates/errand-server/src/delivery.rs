@@ -30,6 +30,8 @@ pub struct Forge {
     pub config: ForgeConfig,
     /// Branches are named `<prefix><task id>`.
     pub branch_prefix: String,
+    /// Tasks started from this forge's issues and pull requests, when configured.
+    pub trigger: Option<crate::triggers::TriggerConfig>,
 }
 
 impl std::fmt::Debug for Forge {
@@ -39,6 +41,7 @@ impl std::fmt::Debug for Forge {
             .field("kind", &self.kind)
             .field("web_base", &self.web_base)
             .field("config", &self.config)
+            .field("trigger", &self.trigger)
             .finish_non_exhaustive()
     }
 }
@@ -48,6 +51,11 @@ impl std::fmt::Debug for Forge {
 pub struct Forges(pub Vec<Forge>);
 
 impl Forges {
+    /// The forge named by its host.
+    pub fn for_host(&self, host: &str) -> Option<&Forge> {
+        self.0.iter().find(|forge| forge.host.eq_ignore_ascii_case(host))
+    }
+
     /// The forge for a repository URL's host.
     pub fn for_url(&self, url: &RemoteUrl) -> Option<&Forge> {
         let host = url.host()?.to_ascii_lowercase();

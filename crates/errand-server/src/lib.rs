@@ -7,6 +7,7 @@
 //!   it, and the [`StopSignal`] it raises when the store refuses one.
 //! - `delivery.rs`: an attempt delivered as its task's pull request on a forge.
 //! - `remotes.rs`: repositories named by URL, through their mirrors on this machine.
+//! - `triggers.rs`: tasks started from a forge's webhooks, and their outcome reported back.
 //! - `worker.rs`: [`Worker`], the loop that leases queued attempts from the store, runs them
 //!   with heartbeats, stores their artifacts and drains on shutdown; `leftovers.rs` what a
 //!   stopped or killed attempt leaves on disk.
@@ -23,6 +24,7 @@ mod leftovers;
 pub mod remotes;
 mod setup_log;
 mod store_sink;
+pub mod triggers;
 pub mod web;
 mod worker;
 

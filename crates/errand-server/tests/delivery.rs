@@ -8,12 +8,8 @@
 #[allow(dead_code)]
 mod common;
 
-use std::sync::{Arc, Mutex};
-
-use axum::Json;
-use axum::extract::{Path, State};
-use axum::routing::{get, patch};
 use common::World;
+use common::forge::fake_github;
 use errand_git::Credentials;
 use errand_git::forge::{ForgeConfig, ForgeKind};
 use errand_protocol::{AttemptOutcome, AttemptState, Citation, CitationTarget, EventKind, Report};
@@ -21,72 +17,9 @@ use errand_server::delivery::{DeliveryError, Forge, Forges, deliver};
 use errand_server::remotes::Remotes;
 use errand_store::{ArtifactKind, NewTask, Scope, Store, TaskMode};
 use errand_testkit::git_http::GitHttpServer;
-use serde_json::{Value, json};
 
 const GIT_TOKEN: &str = "git-token-delivery-1";
 const API_TOKEN: &str = "api-token-delivery-2";
-
-#[derive(Default)]
-struct FakeGitHub {
-    pulls: Vec<Value>,
-    requests: Vec<(String, String, Value)>,
-}
-
-type Shared = Arc<Mutex<FakeGitHub>>;
-
-/// The few GitHub operations delivery uses, answering with the fields GitHub's description
-/// declares for them.
-async fn fake_github() -> (String, Shared) {
-    let state: Shared = Arc::default();
-    let app = axum::Router::new()
-        .route("/repos/{owner}/{repo}", get(|Path((o, r)): Path<(String, String)>| async move {
-            Json(json!({"id": 1, "name": r, "full_name": format!("{o}/{r}"), "default_branch": "main"}))
-        }))
-        .route(
-            "/repos/{owner}/{repo}/pulls",
-            get(|State(s): State<Shared>, axum::extract::RawQuery(q): axum::extract::RawQuery| async move {
-                let mut s = s.lock().unwrap();
-                s.requests.push(("GET".into(), format!("pulls?{}", q.clone().unwrap_or_default()), Value::Null));
-                let head = q.unwrap_or_default().split('&').find_map(|kv| kv.strip_prefix("head=").map(str::to_string));
-                let open: Vec<Value> = s
-                    .pulls
-                    .iter()
-                    .filter(|p| head.as_deref().is_none_or(|h| h.replace("%2F", "/").ends_with(p["head"]["ref"].as_str().unwrap())))
-                    .cloned()
-                    .collect();
-                Json(Value::Array(open))
-            })
-            .post(|State(s): State<Shared>, Json(body): Json<Value>| async move {
-                let mut s = s.lock().unwrap();
-                s.requests.push(("POST".into(), "pulls".into(), body.clone()));
-                let number = s.pulls.len() + 1;
-                let pull = json!({
-                    "number": number, "state": "open", "title": body["title"], "body": body["body"],
-                    "html_url": format!("https://github.example/o/project/pull/{number}"),
-                    "head": {"ref": body["head"], "repo": {"full_name": "o/project"}},
-                    "base": {"ref": body["base"], "repo": {"full_name": "o/project"}},
-                });
-                s.pulls.push(pull.clone());
-                (axum::http::StatusCode::CREATED, Json(pull))
-            }),
-        )
-        .route(
-            "/repos/{owner}/{repo}/pulls/{number}",
-            patch(|State(s): State<Shared>, Path((_, _, n)): Path<(String, String, usize)>, Json(body): Json<Value>| async move {
-                let mut s = s.lock().unwrap();
-                s.requests.push(("PATCH".into(), format!("pulls/{n}"), body.clone()));
-                let pull = &mut s.pulls[n - 1];
-                pull["title"] = body["title"].clone();
-                pull["body"] = body["body"].clone();
-                Json(pull.clone())
-            }),
-        )
-        .with_state(state.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, state)
-}
 
 /// Finishes `attempt` as a worker would, with `diff` and a report citing `README.md:L1`.
 async fn succeed(store: &dyn Store, attempt: errand_protocol::AttemptId, diff: &str, title: &str) {
@@ -160,6 +93,7 @@ async fn attempts_become_one_pull_request_that_later_attempts_update() {
         web_base: "https://github.example".into(),
         config: ForgeConfig::new(ForgeKind::GitHub, api.clone(), API_TOKEN),
         branch_prefix: "errand/".into(),
+        trigger: None,
     }]);
 
     let store = world.store.clone();
@@ -267,6 +201,7 @@ async fn what_cannot_be_delivered_is_refused_with_nothing_pushed_or_recorded() {
         web_base: "https://git.example.com".into(),
         config: ForgeConfig::new(ForgeKind::Gitea, api, API_TOKEN),
         branch_prefix: "errand/".into(),
+        trigger: None,
     }]);
     let remotes = Remotes::new(world.dir.path().join("mirrors"));
     // A task on a path, one on a host with no forge, an attempt that has not succeeded.

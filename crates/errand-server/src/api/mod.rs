@@ -85,8 +85,10 @@ pub struct ApiConfig {
     /// Mirrors and credentials for repositories named by URL; `None`: only paths on this
     /// machine are accepted.
     pub remotes: Option<crate::remotes::Remotes>,
-    /// Forges pull requests may be opened on.
+    /// Forges pull requests may be opened on (and tasks started from, with triggers).
     pub forges: crate::delivery::Forges,
+    /// Where people reach this server (links in comments on forges).
+    pub public_url: String,
 }
 
 impl Default for ApiConfig {
@@ -99,6 +101,7 @@ impl Default for ApiConfig {
             web: crate::web::WebConfig::default(),
             remotes: None,
             forges: crate::delivery::Forges::default(),
+            public_url: "http://127.0.0.1:7878".into(),
         }
     }
 }
@@ -131,6 +134,7 @@ pub fn router(state: AppState) -> Router {
         .merge(environments::routes())
         .merge(users::routes())
         .merge(ops::routes())
+        .route("/hooks/{host}", axum::routing::post(crate::triggers::webhook))
         .fallback(error::not_a_route)
         .layer(axum::middleware::from_fn_with_state(state.clone(), ops::count_responses))
         .layer(DefaultBodyLimit::max(max_body))
