@@ -391,6 +391,61 @@ mod tests {
         );
     }
 
+    fn trigger() -> TriggerConfig {
+        TriggerConfig {
+            secret: "s".into(),
+            handle: "@errand".into(),
+            label: Some("errand".into()),
+            allowed_users: vec!["octocat".into()],
+            run_as: "local".into(),
+        }
+    }
+
+    #[test]
+    fn labels_and_comments_are_read_and_the_rest_asks_for_nothing() {
+        let base = json!({
+            "issue": {"number": 3, "title": "T", "body": "B"},
+            "repository": {"full_name": "o/r", "clone_url": "https://h/o/r.git"},
+            "sender": {"login": "octocat"},
+        });
+        let with = |extra: Value| {
+            let mut payload = base.clone();
+            for (k, v) in extra.as_object().unwrap() {
+                payload[k] = v.clone();
+            }
+            payload
+        };
+        let labeled = with(json!({"action": "labeled", "label": {"name": "Errand"}}));
+        let request = read("issues", &labeled, &trigger()).unwrap().unwrap();
+        assert_eq!((request.issue_number, request.instruction.as_str()), (3, ""));
+        assert!(prompt(&request).starts_with("Resolve this issue.\n\nFrom o/r#3 (by octocat): T"));
+        let other_label = with(json!({"action": "labeled", "label": {"name": "bug"}}));
+        assert_eq!(read("issues", &other_label, &trigger()).unwrap(), None);
+        let edited = with(json!({"action": "edited", "comment": {"body": "@errand go"}}));
+        assert_eq!(read("issue_comment", &edited, &trigger()).unwrap(), None);
+        let broken = json!({"action": "created", "comment": {"body": "@errand go"}});
+        assert!(read("issue_comment", &broken, &trigger()).is_err());
+    }
+
+    #[test]
+    fn signatures_are_checked_per_forge() {
+        let body = br#"{"a":1}"#;
+        let mac = hex(&hmac_sha256(b"s", body));
+        let mut github = HeaderMap::new();
+        github.insert("x-hub-signature-256", format!("sha256={mac}").parse().unwrap());
+        assert!(signature_holds(ForgeKind::GitHub, "s", &github, body));
+        assert!(!signature_holds(ForgeKind::GitHub, "other", &github, body));
+        assert!(!signature_holds(ForgeKind::GitHub, "s", &github, br#"{"a":2}"#));
+        let mut gitea = HeaderMap::new();
+        gitea.insert("x-forgejo-signature", mac.parse().unwrap());
+        assert!(signature_holds(ForgeKind::Gitea, "s", &gitea, body));
+        assert!(!signature_holds(ForgeKind::Gitea, "s", &HeaderMap::new(), body));
+        assert!(
+            !signature_holds(ForgeKind::GitHub, "s", &gitea, body),
+            "GitHub's header is required"
+        );
+    }
+
     #[test]
     fn mentions_are_whole_words() {
         for (body, want) in [
