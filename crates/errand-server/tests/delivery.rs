@@ -9,13 +9,13 @@
 mod common;
 
 use common::World;
-use common::forge::fake_github;
 use errand_git::Credentials;
 use errand_git::forge::{ForgeConfig, ForgeKind};
 use errand_protocol::{AttemptOutcome, AttemptState, Citation, CitationTarget, EventKind, Report};
 use errand_server::delivery::{DeliveryError, Forge, Forges, deliver};
 use errand_server::remotes::Remotes;
 use errand_store::{ArtifactKind, NewTask, Scope, Store, TaskMode};
+use errand_testkit::fake_github::fake_github;
 use errand_testkit::git_http::GitHttpServer;
 
 const GIT_TOKEN: &str = "git-token-delivery-1";

@@ -8,7 +8,6 @@
 mod common;
 
 use common::World;
-use common::forge::fake_github;
 use errand_git::Credentials;
 use errand_git::forge::{ForgeConfig, ForgeKind};
 use errand_protocol::{AttemptOutcome, AttemptState, EventKind, Report};
@@ -17,6 +16,7 @@ use errand_server::delivery::{Forge, Forges};
 use errand_server::remotes::Remotes;
 use errand_server::triggers::{TriggerConfig, hmac_sha256, report_finished};
 use errand_store::{ArtifactKind, Page, Scope};
+use errand_testkit::fake_github::fake_github;
 use errand_testkit::git_http::GitHttpServer;
 use reqwest::StatusCode;
 use serde_json::{Value, json};

@@ -3,8 +3,6 @@
 //! attempts running at once cannot take each other's turns), a model that holds its first
 //! request until the test lets it go, a store that watches `finished`, and bounded waits.
 
-#[allow(dead_code)]
-pub mod forge;
 pub mod watched;
 #[allow(dead_code)]
 pub mod web;

@@ -1,6 +1,7 @@
-//! A small fake of GitHub's REST API for delivery and trigger tests: the operations Errand uses,
-//! answering with the fields GitHub's description declares, recording every request. (The
-//! clients are checked against the published description itself in errand-git's tests.)
+//! A small fake of GitHub's REST API for tests of delivery and triggers: the operations Errand
+//! uses (repository, pull requests, issue comments), answering with the fields GitHub's
+//! description declares and recording every request. The clients themselves are checked
+//! against the published description in errand-git's `tests/forge.rs`; this fake is for flows.
 
 use std::sync::{Arc, Mutex};
 
