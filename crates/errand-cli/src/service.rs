@@ -76,8 +76,11 @@ pub async fn serve(args: ServeArgs, config: Config) -> anyhow::Result<i32> {
     let mut api = config.api_config();
     api.remotes = Some(config.remotes()?);
     api.forges = config.forges()?;
-    api.public_url =
-        config.server.public_url.clone().unwrap_or_else(|| format!("http://{}", config.server.listen));
+    api.public_url = config
+        .server
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.server.listen));
     let state = AppState::new(store, api);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
