@@ -1,5 +1,6 @@
 //! Delivery and triggers end to end through the real `errand serve`: a repository served over
-//! smart HTTP behind a token, a fake GitHub API, the scripted model and real sandboxes. A signed
+//! smart HTTP behind a token, a fake GitHub that checks every request against GitHub's published
+//! API description (`errand_testkit::forge`), the scripted model and real sandboxes. A signed
 //! webhook for an `@errand` comment starts a task; the server answers on the issue, runs the
 //! attempt from its mirror, opens the pull request and reports it on the issue; a follow-up
 //! updates the same pull request (`errand task pr`); a replayed delivery does nothing.
@@ -10,7 +11,7 @@ mod common;
 use common::server::{ServeOptions, TestServer};
 use common::{git, make_repo, model_config, sandbox_available, scratch};
 use errand_server::triggers::hmac_sha256;
-use errand_testkit::fake_github::fake_github;
+use errand_testkit::forge::{ConformingForge, ForgeSetup, Kind};
 use errand_testkit::git_http::GitHttpServer;
 use errand_testkit::{Script, ScriptedModel, wait_until};
 use serde_json::{Value, json};
@@ -79,7 +80,17 @@ async fn a_webhook_mention_becomes_a_pull_request_that_a_follow_up_updates() {
     let remote = served.join("o/project.git");
     let git_server = GitHttpServer::start(&served, "x-access-token", GIT_TOKEN).await.unwrap();
     let clone_url = git_server.url("o/project.git");
-    let (api_base, github) = fake_github().await;
+    let setup = ForgeSetup {
+        owner: "o".into(),
+        name: "project".into(),
+        token: FORGE_TOKEN.into(),
+        web_base: Some("https://github.example".into()),
+        ..ForgeSetup::default()
+    };
+    let Some(github) = ConformingForge::start_with(Kind::GitHub, setup).await else { return };
+    // The issue the delivery below is about; the pull request is numbered after it.
+    github.add_issue_numbered(5, "add() is wrong", Some("The test fails."), None);
+    let api_base = &github.api_base;
     let model = ScriptedModel::start(Script::from_toml(SCRIPT).unwrap()).await.unwrap();
     let config = format!(
         "{}\n[server]\npublic_url = \"https://errand.example\"\n\n\
@@ -129,16 +140,13 @@ async fn a_webhook_mention_becomes_a_pull_request_that_a_follow_up_updates() {
     assert_eq!(response.status(), 201, "{}", server.log());
     let task = response.json::<Value>().await.unwrap()["task"].as_str().unwrap().to_string();
     let comments = |prefix: &'static str| {
-        let github = github.clone();
-        move || {
-            let github = github.clone();
-            async move {
-                github.lock().unwrap().requests.iter().any(|(method, what, body)| {
-                    method == "POST"
-                        && what == "comments/5"
-                        && body["body"].as_str().unwrap_or("").starts_with(prefix)
-                })
-            }
+        let github = &github;
+        move || async move {
+            github.requests().iter().any(|r| {
+                r.method == "POST"
+                    && r.what == "comments/5"
+                    && r.body["body"].as_str().unwrap_or("").starts_with(prefix)
+            })
         }
     };
     assert!(comments("On it: https://errand.example/tasks/")().await, "the answer links the task");
@@ -146,7 +154,8 @@ async fn a_webhook_mention_becomes_a_pull_request_that_a_follow_up_updates() {
     // The attempt runs from the mirror; the server opens the pull request and says so.
     wait_until(
         "the pull request to be reported on the issue",
-        comments("Done: https://github.example/o/project/pull/1"),
+        // Issues and pull requests share their numbers: the pull request after issue 5 is 6.
+        comments("Done: https://github.example/o/project/pull/6"),
     )
     .await;
     let branch = format!("errand/{task}");
@@ -155,15 +164,15 @@ async fn a_webhook_mention_becomes_a_pull_request_that_a_follow_up_updates() {
         "def add(a, b):\n    return a + b\n"
     );
     {
-        let github = github.lock().unwrap();
+        let requests = github.requests();
         let opened: Vec<_> =
-            github.requests.iter().filter(|(m, w, _)| m == "POST" && w == "pulls").collect();
+            requests.iter().filter(|r| r.method == "POST" && r.what == "pulls").collect();
         assert_eq!(opened.len(), 1);
         assert_eq!(
-            (opened[0].2["head"].as_str(), opened[0].2["base"].as_str()),
+            (opened[0].body["head"].as_str(), opened[0].body["base"].as_str()),
             (Some(branch.as_str()), Some("main"))
         );
-        assert_eq!(opened[0].2["title"], "Make add() add");
+        assert_eq!(opened[0].body["title"], "Make add() add");
     }
 
     // A follow-up, delivered with `errand task pr`: the same pull request, updated.
@@ -174,19 +183,19 @@ async fn a_webhook_mention_becomes_a_pull_request_that_a_follow_up_updates() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
-        "https://github.example/o/project/pull/1"
+        "https://github.example/o/project/pull/6"
     );
     assert!(git(&remote, &["show", &format!("{branch}:calc.py")]).contains("The sum of a and b."));
     {
-        let github = github.lock().unwrap();
+        let requests = github.requests();
         assert_eq!(
-            github.requests.iter().filter(|(m, w, _)| m == "POST" && w == "pulls").count(),
+            requests.iter().filter(|r| r.method == "POST" && r.what == "pulls").count(),
             1,
             "no second pull request"
         );
-        let patched =
-            github.requests.iter().rev().find(|(m, _, _)| m == "PATCH").expect("an update");
-        assert_eq!(patched.2["title"], "Make add() add, documented");
+        let patched = requests.iter().rev().find(|r| r.method == "PATCH").expect("an update");
+        assert_eq!(patched.what, "pulls/6");
+        assert_eq!(patched.body["title"], "Make add() add, documented");
     }
 
     // The same delivery again: nothing new.
@@ -203,4 +212,5 @@ async fn a_webhook_mention_becomes_a_pull_request_that_a_follow_up_updates() {
         .unwrap();
     assert!(grep.stdout.is_empty(), "a secret is in {}", String::from_utf8_lossy(&grep.stdout));
     assert!(!server.log().contains(FORGE_TOKEN) && !server.log().contains(GIT_TOKEN));
+    github.assert_conformed();
 }

@@ -1,21 +1,27 @@
 //! The forge clients against a local forge that checks every request against GitHub's and
 //! Gitea's published API descriptions and answers only what those describe
-//! (`forge_conformance/`). Each flow runs against both forges.
-
-mod forge_conformance;
+//! (`errand_testkit::forge`). Each flow runs against both forges.
 
 use errand_git::forge::{ForgeClient, ForgeConfig, ForgeError, ForgeKind, NewPullRequest, RepoRef};
-use forge_conformance::{FakeForge, NAME, OWNER, TOKEN};
+use errand_testkit::forge::{ConformingForge, ForgeSetup, Kind, NAME, OWNER, TOKEN};
 use serde_json::json;
 
-const KINDS: [ForgeKind; 2] = [ForgeKind::GitHub, ForgeKind::Gitea];
+const KINDS: [Kind; 2] = [Kind::GitHub, Kind::Gitea];
 
 fn repo() -> RepoRef {
     RepoRef::new(OWNER, NAME)
 }
 
-fn client(forge: &FakeForge) -> ForgeClient {
-    ForgeClient::new(ForgeConfig::new(forge.kind, &forge.api_base, TOKEN)).unwrap()
+/// The client's kind for the forge the fake plays.
+fn forge_kind(kind: Kind) -> ForgeKind {
+    match kind {
+        Kind::GitHub => ForgeKind::GitHub,
+        Kind::Gitea => ForgeKind::Gitea,
+    }
+}
+
+fn client(forge: &ConformingForge) -> ForgeClient {
+    ForgeClient::new(ForgeConfig::new(forge_kind(forge.kind), &forge.api_base, TOKEN)).unwrap()
 }
 
 /// The user-facing promise: no token in what an error shows or logs.
@@ -27,7 +33,7 @@ fn assert_no_token(error: &ForgeError) {
 #[tokio::test]
 async fn opens_a_pull_request_with_the_title_body_and_branches_given() {
     for kind in KINDS {
-        let Some(forge) = FakeForge::start(kind, None).await else { return };
+        let Some(forge) = ConformingForge::start(kind).await else { return };
         let new = NewPullRequest {
             title: "Fix the flaky parser test".into(),
             body: "Errand's report.\n\n- cites `src/lib.rs` L3-L9".into(),
@@ -59,9 +65,7 @@ async fn opens_a_pull_request_with_the_title_body_and_branches_given() {
         );
         assert_eq!(
             sent.body,
-            Some(
-                json!({"title": new.title, "body": new.body, "head": "errand/task_01J", "base": "main"})
-            ),
+            json!({"title": new.title, "body": new.body, "head": "errand/task_01J", "base": "main"}),
             "{kind}"
         );
         let stored = forge.state().pulls.clone();
@@ -75,7 +79,7 @@ async fn opens_a_pull_request_with_the_title_body_and_branches_given() {
 #[tokio::test]
 async fn finds_the_open_pull_request_of_a_branch_and_only_that_one() {
     for kind in KINDS {
-        let Some(forge) = FakeForge::start(kind, None).await else { return };
+        let Some(forge) = ConformingForge::start(kind).await else { return };
         forge.add_pull("errand/task_a", "closed");
         forge.add_pull_from("errand/task_a", "open", "someone/hello");
         // More open pull requests than one Gitea page holds, so Gitea's search must page.
@@ -100,7 +104,7 @@ async fn finds_the_open_pull_request_of_a_branch_and_only_that_one() {
             lists.iter().all(|r| r.query.contains(&("state".into(), "open".into()))),
             "{kind}: {lists:?}"
         );
-        if kind == ForgeKind::GitHub {
+        if kind == Kind::GitHub {
             assert!(
                 lists[0].query.contains(&("head".into(), format!("{OWNER}:errand/task_a"))),
                 "{lists:?}"
@@ -112,7 +116,7 @@ async fn finds_the_open_pull_request_of_a_branch_and_only_that_one() {
 #[tokio::test]
 async fn a_follow_up_updates_the_pull_request_in_place() {
     for kind in KINDS {
-        let Some(forge) = FakeForge::start(kind, None).await else { return };
+        let Some(forge) = ConformingForge::start(kind).await else { return };
         let number = forge.add_pull("errand/task_a", "open");
         let pull = client(&forge)
             .update_pull_request(&repo(), number, "Second try", "New report")
@@ -122,9 +126,9 @@ async fn a_follow_up_updates_the_pull_request_in_place() {
         let requests = forge.requests();
         assert_eq!(requests[0].method, "PATCH");
         assert!(requests[0].path.ends_with(&format!("/pulls/{number}")));
-        assert_eq!(requests[0].body, Some(json!({"title": "Second try", "body": "New report"})));
+        assert_eq!(requests[0].body, json!({"title": "Second try", "body": "New report"}));
         // GitHub answers 200 and Gitea 201: both are success.
-        assert_eq!(requests[0].status, if kind == ForgeKind::GitHub { 200 } else { 201 });
+        assert_eq!(requests[0].status, if kind == Kind::GitHub { 200 } else { 201 });
         let stored = forge.state().pulls[0].clone();
         assert_eq!((stored.title.as_str(), stored.body.as_str()), ("Second try", "New report"));
         assert_eq!(forge.state().pulls.len(), 1);
@@ -134,7 +138,7 @@ async fn a_follow_up_updates_the_pull_request_in_place() {
 #[tokio::test]
 async fn comments_on_and_reads_issues_and_the_default_branch() {
     for kind in KINDS {
-        let Some(forge) = FakeForge::start(kind, None).await else { return };
+        let Some(forge) = ConformingForge::start(kind).await else { return };
         forge.state().default_branch = "trunk".into();
         let number =
             forge.add_issue("Parser fails on tabs", Some("@errand fix this"), Some("alice"));
@@ -160,7 +164,7 @@ async fn comments_on_and_reads_issues_and_the_default_branch() {
 async fn an_issue_without_description_or_author_reads_as_empty() {
     // GitHub sends `body: null` and `user: null` (a deleted account); Gitea's description does
     // not allow a null user, so only GitHub is asked.
-    let Some(forge) = FakeForge::start(ForgeKind::GitHub, None).await else { return };
+    let Some(forge) = ConformingForge::start(Kind::GitHub).await else { return };
     let number = forge.add_issue("Untitled", None, None);
     let issue = client(&forge).issue(&repo(), number).await.unwrap();
     assert_eq!((issue.body.as_str(), issue.user_login), ("", None));
@@ -168,7 +172,8 @@ async fn an_issue_without_description_or_author_reads_as_empty() {
 
 #[tokio::test]
 async fn github_enterprise_under_api_v3_works() {
-    let Some(forge) = FakeForge::start(ForgeKind::GitHub, Some("/api/v3")).await else { return };
+    let enterprise = ForgeSetup { prefix: Some("/api/v3".into()), ..ForgeSetup::default() };
+    let Some(forge) = ConformingForge::start_with(Kind::GitHub, enterprise).await else { return };
     assert!(forge.api_base.ends_with("/api/v3"));
     let branch = client(&forge).default_branch(&repo()).await.unwrap();
     assert_eq!(branch, "main");
@@ -178,9 +183,10 @@ async fn github_enterprise_under_api_v3_works() {
 #[tokio::test]
 async fn a_refused_token_says_so_and_never_shows_the_token() {
     for kind in KINDS {
-        let Some(forge) = FakeForge::start(kind, None).await else { return };
+        let Some(forge) = ConformingForge::start(kind).await else { return };
         let wrong = format!("{TOKEN}-revoked");
-        let client = ForgeClient::new(ForgeConfig::new(kind, &forge.api_base, &wrong)).unwrap();
+        let config = ForgeConfig::new(forge_kind(kind), &forge.api_base, &wrong);
+        let client = ForgeClient::new(config).unwrap();
         let error = client.default_branch(&repo()).await.unwrap_err();
         assert!(matches!(error, ForgeError::TokenRefused { .. }), "{kind}: {error:?}");
         let text = error.to_string();
@@ -192,22 +198,22 @@ async fn a_refused_token_says_so_and_never_shows_the_token() {
 #[tokio::test]
 async fn a_token_without_permission_names_the_scope_and_is_not_echoed() {
     for kind in KINDS {
-        let Some(forge) = FakeForge::start(kind, None).await else { return };
+        let Some(forge) = ConformingForge::start(kind).await else { return };
         // A forge that quotes the request back in its message must not carry the token into
         // the error.
         let message = format!("Resource not accessible by token (Authorization: Bearer {TOKEN})");
         let (operation, body) = match kind {
-            ForgeKind::GitHub => (
+            Kind::GitHub => (
                 "issues/create-comment",
                 json!({"message": message, "documentation_url": "https://docs.github.com"}),
             ),
-            ForgeKind::Gitea => ("issueCreateComment", json!({"message": message, "url": "u"})),
+            Kind::Gitea => ("issueCreateComment", json!({"message": message, "url": "u"})),
         };
         forge.script(operation, 403, body);
         let number = forge.add_issue("t", Some("b"), Some("alice"));
         let error = client(&forge).comment_on_issue(&repo(), number, "hi").await.unwrap_err();
         assert!(matches!(error, ForgeError::TokenLacksScope { .. }), "{kind}: {error:?}");
-        let want = if kind == ForgeKind::GitHub { "Issues: read and write" } else { "write:issue" };
+        let want = if kind == Kind::GitHub { "Issues: read and write" } else { "write:issue" };
         assert!(error.to_string().contains(want), "{error}");
         assert!(error.to_string().contains("Resource not accessible"), "{error}");
         assert_no_token(&error);
@@ -217,7 +223,7 @@ async fn a_token_without_permission_names_the_scope_and_is_not_echoed() {
 #[tokio::test]
 async fn an_unknown_repository_is_not_found_in_plain_words() {
     for kind in KINDS {
-        let Some(forge) = FakeForge::start(kind, None).await else { return };
+        let Some(forge) = ConformingForge::start(kind).await else { return };
         let missing = RepoRef::new(OWNER, "nope");
         let error = client(&forge).default_branch(&missing).await.unwrap_err();
         assert!(matches!(error, ForgeError::NotFound { .. }), "{kind}: {error:?}");
@@ -236,7 +242,7 @@ async fn an_unknown_repository_is_not_found_in_plain_words() {
 #[tokio::test]
 async fn a_second_pull_request_for_a_branch_is_refused_with_the_forges_reason() {
     for kind in KINDS {
-        let Some(forge) = FakeForge::start(kind, None).await else { return };
+        let Some(forge) = ConformingForge::start(kind).await else { return };
         forge.add_pull("errand/task_a", "open");
         let new = NewPullRequest {
             title: "t".into(),
@@ -249,7 +255,7 @@ async fn a_second_pull_request_for_a_branch_is_refused_with_the_forges_reason() 
             panic!("{kind}: {error:?}")
         };
         // GitHub: 422 "A pull request already exists for octo:errand/task_a."; Gitea: 409.
-        assert_eq!(*status, if kind == ForgeKind::GitHub { 422 } else { 409 });
+        assert_eq!(*status, if kind == Kind::GitHub { 422 } else { 409 });
         assert!(message.to_lowercase().contains("pull request already exists"), "{message}");
         assert!(
             error.to_string().contains("refused to open a pull request on octo/hello"),

@@ -1,7 +1,6 @@
 //! Delivering attempts as pull requests, with real git over smart HTTP (token auth, loopback)
-//! and a small fake of GitHub's REST API (the client's requests are checked against GitHub's
-//! published description in errand-git's tests/forge.rs; here the flow is what matters): the
-//! first delivery pushes `errand/<task>` and opens one pull request; delivering again, or
+//! and a fake GitHub that checks every request against GitHub's published API description
+//! (`errand_testkit::forge`): the first delivery pushes `errand/<task>` and opens one pull request; delivering again, or
 //! another attempt, replaces the branch and updates that same pull request; a branch someone
 //! else moved is refused and left alone; bad requests change nothing.
 
@@ -15,7 +14,7 @@ use errand_protocol::{AttemptOutcome, AttemptState, Citation, CitationTarget, Ev
 use errand_server::delivery::{DeliveryError, Forge, Forges, deliver};
 use errand_server::remotes::Remotes;
 use errand_store::{ArtifactKind, NewTask, Scope, Store, TaskMode};
-use errand_testkit::fake_github::fake_github;
+use errand_testkit::forge::{ConformingForge, ForgeSetup, Kind};
 use errand_testkit::git_http::GitHttpServer;
 
 const GIT_TOKEN: &str = "git-token-delivery-1";
@@ -84,14 +83,21 @@ async fn attempts_become_one_pull_request_that_later_attempts_update() {
     let git_server =
         GitHttpServer::start(served.path(), "x-access-token", GIT_TOKEN).await.unwrap();
     let url = git_server.url("o/project.git");
-    let (api, github) = fake_github().await;
+    let setup = ForgeSetup {
+        owner: "o".into(),
+        name: "project".into(),
+        token: API_TOKEN.into(),
+        web_base: Some("https://github.example".into()),
+        ..ForgeSetup::default()
+    };
+    let Some(github) = ConformingForge::start_with(Kind::GitHub, setup).await else { return };
     let remotes = Remotes::new(world.dir.path().join("mirrors"))
         .with_credentials("127.0.0.1", Credentials::token(GIT_TOKEN));
     let forges = Forges(vec![Forge {
         host: "127.0.0.1".into(),
         kind: ForgeKind::GitHub,
         web_base: "https://github.example".into(),
-        config: ForgeConfig::new(ForgeKind::GitHub, api.clone(), API_TOKEN),
+        config: ForgeConfig::new(ForgeKind::GitHub, &github.api_base, API_TOKEN),
         branch_prefix: "errand/".into(),
         trigger: None,
     }]);
@@ -132,10 +138,11 @@ async fn attempts_become_one_pull_request_that_later_attempts_update() {
     );
     assert_eq!(common::git(&remote, &["show", &format!("{branch}:README.md")]), "First take.\n");
     {
-        let github = github.lock().unwrap();
-        let opened: Vec<_> = github.requests.iter().filter(|(m, _, _)| m == "POST").collect();
+        let requests = github.requests();
+        let opened: Vec<_> = requests.iter().filter(|r| r.method == "POST").collect();
         assert_eq!(opened.len(), 1);
-        let body = &opened[0].2;
+        assert_eq!(opened[0].what, "pulls");
+        let body = &opened[0].body;
         assert_eq!(
             (body["head"].as_str(), body["base"].as_str(), body["title"].as_str()),
             (Some(branch.as_str()), Some("main"), Some("Fix the readme"))
@@ -154,14 +161,15 @@ async fn attempts_become_one_pull_request_that_later_attempts_update() {
     assert_eq!((record.number, record.attempt_id), (Some(1), attempts[1].id));
     assert_eq!(common::git(&remote, &["show", &format!("{branch}:README.md")]), "Second take.\n");
     {
-        let github = github.lock().unwrap();
+        let requests = github.requests();
         assert_eq!(
-            github.requests.iter().filter(|(m, _, _)| m == "POST").count(),
+            requests.iter().filter(|r| r.method == "POST").count(),
             1,
             "no second pull request"
         );
-        let patched = github.requests.iter().find(|(m, _, _)| m == "PATCH").expect("an update");
-        assert_eq!(patched.2["title"], "Fix the readme, better");
+        let patched = requests.iter().find(|r| r.method == "PATCH").expect("an update");
+        assert_eq!(patched.what, "pulls/1");
+        assert_eq!(patched.body["title"], "Fix the readme, better");
     }
 
     // Someone else moves the branch: Errand refuses and leaves it alone.
@@ -188,18 +196,20 @@ async fn attempts_become_one_pull_request_that_later_attempts_update() {
         .output()
         .unwrap();
     assert!(grep.stdout.is_empty(), "a token is in {}", String::from_utf8_lossy(&grep.stdout));
+    github.assert_conformed();
 }
 
 #[tokio::test]
 async fn what_cannot_be_delivered_is_refused_with_nothing_pushed_or_recorded() {
     let world = World::new().await;
     let store = world.store.clone();
-    let (api, github) = fake_github().await;
+    let setup = ForgeSetup { token: API_TOKEN.into(), ..ForgeSetup::default() };
+    let Some(gitea) = ConformingForge::start_with(Kind::Gitea, setup).await else { return };
     let forges = Forges(vec![Forge {
         host: "git.example.com".into(),
         kind: ForgeKind::Gitea,
         web_base: "https://git.example.com".into(),
-        config: ForgeConfig::new(ForgeKind::Gitea, api, API_TOKEN),
+        config: ForgeConfig::new(ForgeKind::Gitea, &gitea.api_base, API_TOKEN),
         branch_prefix: "errand/".into(),
         trigger: None,
     }]);
@@ -249,5 +259,5 @@ async fn what_cannot_be_delivered_is_refused_with_nothing_pushed_or_recorded() {
     for task in [path_task.id, other.id] {
         assert_eq!(store.get_pull_request(Scope::System, task).await.unwrap(), None);
     }
-    assert!(github.lock().unwrap().requests.is_empty(), "the forge heard nothing");
+    assert!(gitea.requests().is_empty(), "the forge heard nothing");
 }

@@ -2,7 +2,8 @@
 //! mentions `@errand` from an allowed user creates a task on the repository and answers on the
 //! issue with its link; when the task has succeeded, its pull request is opened and reported on
 //! the issue. A wrong signature, a replayed delivery, another event, a user not allowed: each
-//! gets a clear status and changes nothing.
+//! gets a clear status and changes nothing. The forge is a fake GitHub that checks every
+//! request against GitHub's published API description (`errand_testkit::forge`).
 
 #[allow(dead_code)]
 mod common;
@@ -16,7 +17,7 @@ use errand_server::delivery::{Forge, Forges};
 use errand_server::remotes::Remotes;
 use errand_server::triggers::{TriggerConfig, hmac_sha256, report_finished};
 use errand_store::{ArtifactKind, Page, Scope};
-use errand_testkit::fake_github::fake_github;
+use errand_testkit::forge::{ConformingForge, ForgeSetup, Kind};
 use errand_testkit::git_http::GitHttpServer;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -50,12 +51,21 @@ async fn a_mention_starts_a_task_and_its_pull_request_is_reported_on_the_issue()
     let git_server =
         GitHttpServer::start(served.path(), "x-access-token", "git-token-7").await.unwrap();
     let clone_url = git_server.url("o/project.git");
-    let (api_base, github) = fake_github().await;
+    let setup = ForgeSetup {
+        owner: "o".into(),
+        name: "project".into(),
+        token: "api-token-7".into(),
+        web_base: Some("https://github.example".into()),
+        ..ForgeSetup::default()
+    };
+    let Some(github) = ConformingForge::start_with(Kind::GitHub, setup).await else { return };
+    // The issue the deliveries below are about; the pull request is numbered after it.
+    github.add_issue_numbered(12, "The readme is wrong", Some("It says worker tests."), None);
     let forges = Forges(vec![Forge {
         host: "127.0.0.1".into(),
         kind: ForgeKind::GitHub,
         web_base: "https://github.example".into(),
-        config: ForgeConfig::new(ForgeKind::GitHub, api_base, "api-token-7"),
+        config: ForgeConfig::new(ForgeKind::GitHub, &github.api_base, "api-token-7"),
         branch_prefix: "errand/".into(),
         trigger: Some(TriggerConfig {
             secret: SECRET.into(),
@@ -108,7 +118,7 @@ async fn a_mention_starts_a_task_and_its_pull_request_is_reported_on_the_issue()
         StatusCode::ACCEPTED
     );
     assert!(tasks().await.is_empty());
-    assert!(github.lock().unwrap().requests.is_empty());
+    assert!(github.requests().is_empty());
     // A host with no forge configured has no endpoint.
     let elsewhere = url.rsplit_once("/hooks/").unwrap().0.to_string() + "/hooks/elsewhere.example";
     assert_eq!(
@@ -133,10 +143,10 @@ async fn a_mention_starts_a_task_and_its_pull_request_is_reported_on_the_issue()
         task.prompt
     );
     {
-        let github = github.lock().unwrap();
-        let (_, what, body) = github.requests.last().unwrap();
-        assert_eq!(what, "comments/12");
-        assert_eq!(body["body"], format!("On it: https://errand.example/tasks/{}", task.id));
+        let requests = github.requests();
+        let answer = requests.last().unwrap();
+        assert_eq!((answer.method.as_str(), answer.what.as_str()), ("POST", "comments/12"));
+        assert_eq!(answer.body["body"], format!("On it: https://errand.example/tasks/{}", task.id));
     }
     // The same delivery again does nothing.
     let response = send(&mention, "issue_comment", "d-5", SECRET).await.unwrap();
@@ -185,20 +195,20 @@ async fn a_mention_starts_a_task_and_its_pull_request_is_reported_on_the_issue()
         .unwrap();
     assert_eq!(report_finished(&state).await, 1);
     {
-        let github = github.lock().unwrap();
-        assert_eq!(
-            github.requests.iter().filter(|(m, w, _)| m == "POST" && w == "pulls").count(),
-            1
-        );
-        let (_, what, body) = github.requests.last().unwrap();
-        assert_eq!(what, "comments/12");
+        let requests = github.requests();
+        assert_eq!(requests.iter().filter(|r| r.method == "POST" && r.what == "pulls").count(), 1);
+        let done = requests.last().unwrap();
+        assert_eq!((done.method.as_str(), done.what.as_str()), ("POST", "comments/12"));
+        // Issues and pull requests share their numbers: the pull request after issue 12 is 13.
         assert!(
-            body["body"]
+            done.body["body"]
                 .as_str()
                 .unwrap()
-                .starts_with("Done: https://github.example/o/project/pull/1"),
-            "{body}"
+                .starts_with("Done: https://github.example/o/project/pull/13"),
+            "{}",
+            done.body
         );
     }
     assert_eq!(report_finished(&state).await, 0, "reported once");
+    github.assert_conformed();
 }

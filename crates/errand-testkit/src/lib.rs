@@ -1,7 +1,7 @@
 //! Test-only helpers for Errand: the scripted model server, a throwaway PostgreSQL server
 //! ([`postgres`]) for the tests that need one, headless Chromium ([`browser`]) for the web
-//! UI's tests, git's smart HTTP behind token authentication ([`git_http`]) and a fake of
-//! GitHub's REST API for delivery flows ([`fake_github`]).
+//! UI's tests, git's smart HTTP behind token authentication ([`git_http`]) and a fake GitHub or
+//! Gitea ([`forge`]) that checks every request against the forge's published API description.
 //!
 //! [`ScriptedModel`] speaks the real OpenAI Responses, Chat Completions and Anthropic Messages
 //! streaming protocols on loopback, driven by a
@@ -15,7 +15,7 @@ pub mod browser;
 mod chat_stream;
 mod conversation;
 mod expect;
-pub mod fake_github;
+pub mod forge;
 pub mod git_http;
 mod messages_stream;
 pub mod postgres;

@@ -4,17 +4,19 @@
 
 use std::path::{Path, PathBuf};
 
-use errand_git::forge::ForgeKind;
 use serde_json::Value;
 
+use super::Kind;
 use super::schema::{resolve, validate};
 
+/// Where the descriptions are shared, beside the workspace (the same from every crate's
+/// manifest directory, which is what `env!` gives a library at build time).
 pub fn descriptions_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/forges")
 }
 
 pub struct Description {
-    pub kind: ForgeKind,
+    pub kind: Kind,
     pub doc: Value,
 }
 
@@ -36,10 +38,10 @@ pub struct Request<'a> {
 
 impl Description {
     /// `None` when the file is not there (the caller skips or, under CI, fails).
-    pub fn load(kind: ForgeKind) -> Option<Description> {
+    pub fn load(kind: Kind) -> Option<Description> {
         let file = match kind {
-            ForgeKind::GitHub => "github-subset.json",
-            ForgeKind::Gitea => "gitea-subset.json",
+            Kind::GitHub => "github-subset.json",
+            Kind::Gitea => "gitea-subset.json",
         };
         let text = std::fs::read_to_string(descriptions_dir().join(file)).ok()?;
         let doc = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file} is not JSON: {e}"));
@@ -158,7 +160,7 @@ impl Description {
         match self.kind {
             // GitHub's description declares no security scheme; its documentation ("Authenticating
             // to the REST API", "API versions", "Getting started") asks for these.
-            ForgeKind::GitHub => {
+            Kind::GitHub => {
                 if !header("authorization").starts_with("Bearer ") {
                     problems.push(format!("{at}: header authorization should be `Bearer <token>`"));
                 }
@@ -179,7 +181,7 @@ impl Description {
             }
             // Gitea declares its schemes; Errand must use the one not marked deprecated:
             // AuthorizationHeaderToken, "API tokens must be prepended with \"token\" followed by a space."
-            ForgeKind::Gitea => {
+            Kind::Gitea => {
                 let scheme = &self.doc["securityDefinitions"]["AuthorizationHeaderToken"];
                 assert_eq!(scheme["in"], "header", "Gitea's header token scheme changed");
                 let name = scheme["name"].as_str().unwrap_or("Authorization").to_ascii_lowercase();
