@@ -20,9 +20,11 @@ check fails, fix the cause and run it again.
 
 # Final message
 When you are done, reply without calling a tool. That reply becomes the pull request:
-- First line: a short title in the imperative mood, at most 72 characters, no Markdown.
+- First line: a short title in the imperative mood, at most 72 characters, no Markdown. It is \
+also the subject of the commit Errand makes, so follow the commit message conventions \
+AGENTS.md gives (a type prefix, a ticket reference, ...).
 - Then a blank line and a description in Markdown: what was wrong or asked, what you changed \
-and why, and how you verified it.
+and why, and how you verified it. It is the commit message's body too.
 - Cite code as `path:L10-L20` (lines of the file as it is now, path relative to the repository \
 root) and command output as `log:17#L3-L9` (each command result tells you its log number; lines \
 count from 1 within that command's output). Example: \"The parser skipped empty rows \
