@@ -50,6 +50,27 @@ async fn clone(source: &Path, how: &str, commit: &str, dest: &Path) -> Result<()
     Ok(())
 }
 
+/// Clones `source`, a mirror Errand owns, into `dest` at `commit`, its objects hard-linked
+/// rather than copied (the same file system; git copies when it cannot link). The linked object
+/// files are shared with the mirror, so callers must not change them (nor their owner): git
+/// never rewrites an object file, and they are read-only to everyone.
+pub async fn clone_linked_at_commit(
+    source: &Path,
+    commit: &str,
+    dest: &Path,
+) -> Result<(), GitError> {
+    let parent = dest.parent().unwrap_or(Path::new("/"));
+    Git::hardened(parent)
+        .args(["clone", "--quiet", "--local", "--no-checkout", "--template="])
+        .arg("--")
+        .arg(source)
+        .arg(dest)
+        .run(None)
+        .await?;
+    Git::hardened(dest).args(["checkout", "--quiet", "--detach", commit, "--"]).run(None).await?;
+    Ok(())
+}
+
 /// Refreshes the stat information in the checkout's index (after its files changed owner, say),
 /// so `git status` inside a sandbox does not re-read every file.
 pub async fn refresh_index(checkout: &Path) -> Result<(), GitError> {

@@ -29,7 +29,7 @@ mod repo;
 mod summary;
 mod tree;
 
-pub use checkout::{clone_at_commit, clone_from_mirror, refresh_index};
+pub use checkout::{clone_at_commit, clone_from_mirror, clone_linked_at_commit, refresh_index};
 pub use command::GitError;
 pub use credentials::{Credentials, DEFAULT_TOKEN_USER};
 pub use mirror::Mirror;

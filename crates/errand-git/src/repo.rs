@@ -8,6 +8,8 @@ use crate::command::{Git, GitError, failed, stderr_tail};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Repo {
     root: PathBuf,
+    /// A bare repository (a remote's mirror): `root` is its git directory.
+    bare: bool,
 }
 
 impl Repo {
@@ -30,17 +32,22 @@ impl Repo {
             detail: "the repository path is not UTF-8".into(),
         })?;
         let mut lines = text.lines();
-        let root = match (lines.next(), lines.next(), lines.next()) {
-            (Some("true"), Some(git_dir), _) => git_dir,
-            (Some("false"), Some(_), Some(top)) if output.status.success() => top,
+        let (root, bare) = match (lines.next(), lines.next(), lines.next()) {
+            (Some("true"), Some(git_dir), _) => (git_dir, true),
+            (Some("false"), Some(_), Some(top)) if output.status.success() => (top, false),
             _ => return Err(GitError::NotARepository(path.to_path_buf())),
         };
-        Ok(Repo { root: PathBuf::from(root) })
+        Ok(Repo { root: PathBuf::from(root), bare })
     }
 
-    /// The top-level directory of the work tree.
+    /// The top-level directory of the work tree (a bare repository's git directory).
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Whether this is a bare repository (a remote's mirror), with no work tree.
+    pub fn is_bare(&self) -> bool {
+        self.bare
     }
 
     /// The full object id of `HEAD`.

@@ -55,7 +55,14 @@ async fn build(repo: &Repo, commit: &str, dest: &Path, uid: u32) -> Result<(), S
     let git_error = |e: errand_git::GitError| {
         SandboxError::Setup(format!("cannot check out {commit} of {}: {e}", repo.root().display()))
     };
-    errand_git::clone_at_commit(repo.root(), commit, dest).await.map_err(git_error)?;
+    // A remote's mirror is Errand's own: its objects are linked, not copied, so a checkout of
+    // a large repository costs its work tree only. A user's repository is copied, so nothing
+    // of theirs shares an inode with a tree the sandbox owns.
+    if repo.is_bare() {
+        errand_git::clone_linked_at_commit(repo.root(), commit, dest).await.map_err(git_error)?;
+    } else {
+        errand_git::clone_at_commit(repo.root(), commit, dest).await.map_err(git_error)?;
+    }
     chown_tree(dest, uid).await?;
     // The ownership change touched every file's ctime; refresh the index so git inside the
     // sandbox does not think everything changed, then hand the rewritten index over too.
@@ -63,15 +70,23 @@ async fn build(repo: &Repo, commit: &str, dest: &Path, uid: u32) -> Result<(), S
     chown_tree(&dest.join(".git"), uid).await
 }
 
-/// Gives a whole tree to `uid` (blocking walk on the blocking pool). `lchown` and `lstat`:
-/// a symlink in the repository is changed itself, never what it points to.
-pub(crate) async fn chown_tree(root: &Path, uid: u32) -> Result<(), SandboxError> {
+/// Gives a tree to `uid` (a blocking walk on the blocking pool), except files linked from
+/// elsewhere (a mirror's objects): they stay as they are, shared and read-only, while the
+/// directories around them become the sandbox uid's, so git inside can still add objects of its
+/// own. `lchown` and `lstat`: a symlink in the repository is changed itself, never what it
+/// points to.
+async fn chown_tree(root: &Path, uid: u32) -> Result<(), SandboxError> {
+    use std::os::unix::fs::MetadataExt;
     let root = root.to_path_buf();
     let walk = move || -> std::io::Result<()> {
         let mut pending = vec![root];
         while let Some(path) = pending.pop() {
+            let meta = std::fs::symlink_metadata(&path)?;
+            if meta.is_file() && meta.nlink() > 1 {
+                continue;
+            }
             std::os::unix::fs::lchown(&path, Some(uid), Some(uid))?;
-            if std::fs::symlink_metadata(&path)?.is_dir() {
+            if meta.is_dir() {
                 for entry in std::fs::read_dir(&path)? {
                     pending.push(entry?.path());
                 }

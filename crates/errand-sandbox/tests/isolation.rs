@@ -5,8 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Fixture, request, run, sandbox_available, sh};
-use errand_sandbox::{Sandbox, SandboxError};
+use common::{Fixture, git, request, run, sandbox_available, sh};
+use errand_sandbox::{LocalSandbox, Sandbox, SandboxError};
 
 fn fixture() -> Fixture {
     Fixture::new(&[("README.md", b"# demo\n"), ("src/lib.rs", b"pub fn one() -> u32 { 1 }\n")])
@@ -391,4 +391,56 @@ async fn setup_errors_say_what_to_do() {
         .to_string();
     assert!(error.contains("no-such-ref"), "{error}");
     assert!(!fx.data_dir().join("attempts/noref").exists());
+}
+
+#[tokio::test]
+async fn a_checkout_of_a_mirror_links_its_objects_and_git_still_works_inside() {
+    if !sandbox_available() {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let fixture = Fixture::new(&[("a.txt", b"one\n")]);
+    // A remote's mirror lives in the data dir: Errand's own, on the checkouts' file system.
+    let mirrors = fixture.data_dir().join("mirrors");
+    std::fs::create_dir_all(&mirrors).unwrap();
+    git(&mirrors, &["clone", "-q", "--bare", fixture.repo.to_str().unwrap(), "m.git"]);
+    let mirror = mirrors.join("m.git");
+    let sandbox =
+        LocalSandbox::create(&fixture.config, &mirror, "HEAD", "att-linked").await.unwrap();
+
+    // The checkout's object files are the mirror's (same inodes), and keep the mirror's owner.
+    let lower = fixture.lower();
+    let mut linked = 0;
+    let mut stack = vec![lower.join(".git/objects")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                stack.push(path);
+            } else if meta.nlink() > 1 {
+                let relative = path.strip_prefix(lower.join(".git")).unwrap();
+                let theirs = std::fs::metadata(mirror.join(relative)).unwrap();
+                assert_eq!(
+                    (meta.ino(), meta.uid()),
+                    (theirs.ino(), theirs.uid()),
+                    "{}",
+                    path.display()
+                );
+                linked += 1;
+            }
+        }
+    }
+    assert!(linked > 0, "no object was linked from the mirror");
+
+    // Inside, git reads the history and can still write objects of its own.
+    let (outcome, output) = sh(
+        &sandbox,
+        "git log --format=%s -1 && echo two > b.txt && git add b.txt && git status --short",
+    )
+    .await;
+    assert_eq!(outcome.exit_code, Some(0), "{output}");
+    assert!(output.contains("base") && output.contains("A  b.txt"), "{output}");
+    // The mirror is untouched.
+    git(&mirror, &["fsck", "--no-progress"]);
 }
