@@ -82,6 +82,7 @@ pub async fn agent_loop(turns: u32) -> Result<LoopBench, String> {
         prompt: "Fix the failing test in src/.".into(),
         workdir: String::new(),
         continues: None,
+        finish_checks: true,
     };
     let clock = Instant::now();
     let result = run_attempt(&spec, &NullSandbox, &model, &config, &mut log, &NoMessages).await;

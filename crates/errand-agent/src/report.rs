@@ -20,6 +20,8 @@ pub struct CommandRecord {
     pub exit_code: Option<i32>,
     pub output: String,
     pub output_lines: u64,
+    /// Run by Errand as a finish check: a check whatever it looks like.
+    pub gate: bool,
 }
 
 /// Splits the final message into a title (first non-empty line, without a leading `#` or
@@ -137,7 +139,7 @@ fn looks_like_check(command: &[String]) -> bool {
 pub fn recorded_checks(commands: &[CommandRecord]) -> Vec<CheckResult> {
     let mut order: Vec<String> = Vec::new();
     let mut last: HashMap<String, &CommandRecord> = HashMap::new();
-    for record in commands.iter().filter(|c| looks_like_check(&c.command)) {
+    for record in commands.iter().filter(|c| c.gate || looks_like_check(&c.command)) {
         let key = display_command(&record.command);
         if !last.contains_key(&key) {
             order.push(key.clone());
@@ -223,6 +225,7 @@ mod tests {
             exit_code,
             output: String::new(),
             output_lines: 0,
+            gate: false,
         };
         let commands = vec![
             rec(3, &["cat", "tests/test_lib.py"], Some(0)),

@@ -3,6 +3,8 @@
 //! sends meanwhile join the conversation at turn boundaries (see `inbox.rs`); a follow-up
 //! continues an earlier attempt's conversation instead of starting one.
 
+mod gate;
+
 use std::time::{Duration, Instant};
 
 use errand_model::{Item, ModelError, ModelRequest, Role, ToolSpec};
@@ -73,6 +75,11 @@ pub struct AgentConfig {
     /// is compacted and retried once.
     pub context_window: Option<u64>,
     pub auto_compact_ratio: f64,
+    /// Checks Errand runs when the agent says it is done (besides those AGENTS.md names under
+    /// `Checks`); see `run/gate.rs`.
+    pub gate_checks: Vec<String>,
+    /// Times failing checks go back to the model before the attempt ends failed.
+    pub gate_rounds: u32,
 }
 
 impl Default for AgentConfig {
@@ -92,6 +99,8 @@ impl Default for AgentConfig {
             cost_budget_usd: None,
             context_window: None,
             auto_compact_ratio: 0.8,
+            gate_checks: Vec::new(),
+            gate_rounds: 2,
         }
     }
 }
@@ -120,6 +129,9 @@ pub struct AttemptSpec {
     /// `prompt` as its next user message. Its environment message and AGENTS.md chain still
     /// stand, so they are not loaded again.
     pub continues: Option<Conversation>,
+    /// Run the finish checks when the agent says it is done (off for questions: an `ask` task
+    /// changes nothing to check).
+    pub finish_checks: bool,
 }
 
 /// How an attempt ended and what it produced.
@@ -184,8 +196,16 @@ struct ToolContext<'a> {
 }
 
 enum LoopEnd {
-    Finished { message: String },
-    Failed { state: AttemptState, reason: String },
+    /// The agent gave its final answer; `gate_failed` says which finish checks still failed
+    /// when no rounds were left.
+    Finished {
+        message: String,
+        gate_failed: Option<String>,
+    },
+    Failed {
+        state: AttemptState,
+        reason: String,
+    },
 }
 
 /// Runs one attempt to the end, taking the user's messages from `inbox` at every turn boundary.
@@ -243,13 +263,22 @@ pub async fn run_attempt(
         }
     };
     match end {
-        LoopEnd::Finished { message } => {
+        LoopEnd::Finished { message, gate_failed } => {
             let files = diff.as_ref().map(|d| d.files.as_slice()).unwrap_or(&[]);
             match build_report(&message, sandbox, &state.commands, files).await {
                 Ok(report) => {
                     sink.record(EventKind::ReportReady { report: report.clone() }).await;
-                    let reason = format!("finished after {} turns", state.turns);
-                    finish(sink, state, AttemptState::Succeeded, reason, Some(report), diff).await
+                    let (end, reason) = match gate_failed {
+                        None => (
+                            AttemptState::Succeeded,
+                            format!("finished after {} turns", state.turns),
+                        ),
+                        Some(failed) => (
+                            AttemptState::Failed,
+                            format!("the finish checks still fail: {failed}"),
+                        ),
+                    };
+                    finish(sink, state, end, reason, Some(report), diff).await
                 }
                 Err(e) => {
                     let reason = format!("could not check the report's citations: {e}");
@@ -307,6 +336,8 @@ async fn agent_loop(
     let tool_specs = tools::specs(config.patch_tool);
     let fixed_tokens = estimate_fixed(&instructions, &tool_specs);
     let ctx = ToolContext { spec, sandbox, config };
+    // Rounds of finish checks run so far.
+    let mut gate_round = 0u32;
     let compaction = Compaction { model, instructions: &instructions, tools: &tool_specs };
 
     loop {
@@ -463,10 +494,42 @@ async fn agent_loop(
             // A message that came while the model was answering would be lost on an attempt
             // that ends now: the model gets it and another turn instead.
             let late = inbox.take().await;
-            if late.is_empty() {
-                return LoopEnd::Finished { message };
+            if !late.is_empty() {
+                deliver(late, &mut state.input, sink).await;
+                continue;
             }
-            deliver(late, &mut state.input, sink).await;
+            let checks = if spec.finish_checks {
+                gate::gate_checks(config, sandbox).await
+            } else {
+                Vec::new()
+            };
+            if checks.is_empty() {
+                return LoopEnd::Finished { message, gate_failed: None };
+            }
+            gate_round += 1;
+            let failed = match gate::run_checks(&ctx, &checks, gate_round, sink, state).await {
+                Ok(failed) => failed,
+                Err(end) => return end,
+            };
+            let rounds_left = (config.gate_rounds + 1).saturating_sub(gate_round);
+            let names: Vec<String> = failed.iter().map(|(check, _)| check.clone()).collect();
+            sink.record(EventKind::FinishChecks {
+                round: gate_round,
+                passed: failed.is_empty(),
+                failed: names.clone(),
+                rounds_left: if failed.is_empty() { 0 } else { rounds_left },
+            })
+            .await;
+            if failed.is_empty() {
+                return LoopEnd::Finished { message, gate_failed: None };
+            }
+            if rounds_left == 0 {
+                return LoopEnd::Finished { message, gate_failed: Some(names.join(", ")) };
+            }
+            state.input.push(Item::Message {
+                role: Role::User,
+                text: gate::failure_message(&failed, rounds_left),
+            });
         }
     }
 }
@@ -807,6 +870,7 @@ async fn run_shell(
         exit_code: outcome.exit_code,
         output: recorder.text().to_string(),
         output_lines: recorder.lines(),
+        gate: false,
     });
 
     let status = match (outcome.exit_code, outcome.timed_out, outcome.signal) {

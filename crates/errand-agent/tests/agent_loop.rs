@@ -157,7 +157,12 @@ fn say(text: &str) -> Item {
 }
 
 fn spec() -> AttemptSpec {
-    AttemptSpec { prompt: "do it".into(), workdir: String::new(), continues: None }
+    AttemptSpec {
+        prompt: "do it".into(),
+        workdir: String::new(),
+        continues: None,
+        finish_checks: true,
+    }
 }
 
 fn kinds(events: &[Event]) -> Vec<&'static str> {

@@ -88,7 +88,12 @@ async fn scripted(script: &str) -> (ScriptedModel, ModelClient) {
 }
 
 fn spec(prompt: &str) -> AttemptSpec {
-    AttemptSpec { prompt: prompt.into(), workdir: String::new(), continues: None }
+    AttemptSpec {
+        prompt: prompt.into(),
+        workdir: String::new(),
+        continues: None,
+        finish_checks: true,
+    }
 }
 
 /// The `type` of each event, in order.

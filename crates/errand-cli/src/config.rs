@@ -161,6 +161,11 @@ pub struct AgentSection {
     pub attempt_timeout_secs: u64,
     /// Compact the conversation once it fills this percentage of the context window.
     pub auto_compact_percent: u8,
+    /// Checks Errand runs itself when the agent says it is done (besides those the
+    /// repository's AGENTS.md lists under a `Checks` heading).
+    pub finish_checks: Vec<String>,
+    /// Times failing finish checks go back to the agent before the attempt ends failed.
+    pub finish_check_rounds: u32,
 }
 
 impl Default for AgentSection {
@@ -173,6 +178,8 @@ impl Default for AgentSection {
             command_timeout_secs: defaults.command_timeout.as_secs(),
             attempt_timeout_secs: defaults.attempt_timeout.as_secs(),
             auto_compact_percent: (defaults.auto_compact_ratio * 100.0).round() as u8,
+            finish_checks: Vec::new(),
+            finish_check_rounds: defaults.gate_rounds,
         }
     }
 }
@@ -461,6 +468,7 @@ impl Config {
         number(env, "ERRAND_SANDBOX_PIDS", &mut self.sandbox.pids)?;
         number(env, "ERRAND_SANDBOX_CPUS", &mut self.sandbox.cpus)?;
         number(env, "ERRAND_MAX_TURNS", &mut self.agent.max_turns)?;
+        number(env, "ERRAND_FINISH_CHECK_ROUNDS", &mut self.agent.finish_check_rounds)?;
         optional(env, "ERRAND_TOKEN_BUDGET", &mut self.agent.token_budget)?;
         optional(env, "ERRAND_COST_BUDGET_USD", &mut self.agent.cost_budget_usd)?;
         number(env, "ERRAND_COMMAND_TIMEOUT_SECS", &mut self.agent.command_timeout_secs)?;
@@ -743,6 +751,8 @@ impl Config {
             cost_budget_usd: self.agent.cost_budget_usd,
             context_window: Some(self.model.context_window()),
             auto_compact_ratio: f64::from(self.agent.auto_compact_percent) / 100.0,
+            gate_checks: self.agent.finish_checks.clone(),
+            gate_rounds: self.agent.finish_check_rounds,
             patch_tool: if self.model.patch_tool == "function" {
                 errand_agent::PatchToolMode::Function
             } else {

@@ -156,6 +156,17 @@ impl HumanRenderer {
             EventKind::LimitReached { limit, detail } => {
                 writeln!(out, "! limit reached ({limit}): {detail}")
             }
+            EventKind::FinishChecks { round, passed: true, .. } => {
+                writeln!(out, "✓ finish checks passed (round {round})")
+            }
+            EventKind::FinishChecks { round, failed, rounds_left, .. } => {
+                let then = if *rounds_left > 0 { "back to the agent" } else { "no rounds left" };
+                writeln!(
+                    out,
+                    "✗ finish checks failed (round {round}): {}; {then}",
+                    failed.join(", ")
+                )
+            }
             EventKind::ModelRetry { attempt, delay_ms, error } => {
                 writeln!(out, "! model request failed ({error}); retry {attempt} in {delay_ms} ms")
             }

@@ -686,3 +686,114 @@ text = "Looked into it\n\nThe test fails; I did not fix it."
         "nothing changed"
     );
 }
+
+/// The repository of `make_repo` with AGENTS.md naming the test suite as a finish check.
+fn repo_with_finish_check(root: &Path) -> std::path::PathBuf {
+    let repo = make_repo(root);
+    std::fs::write(
+        repo.join("AGENTS.md"),
+        "Run the tests with `python3 -m unittest -v`.\n\n## Checks\n- `python3 -m unittest`\n",
+    )
+    .unwrap();
+    git(&repo, &["commit", "-qam", "finish checks"]);
+    repo
+}
+
+#[tokio::test]
+async fn the_finish_gate_sends_a_failing_check_back_and_accepts_the_fix() {
+    if !sandbox_available() {
+        return;
+    }
+    let root = scratch();
+    let repo = repo_with_finish_check(root.path());
+    // The model claims it is done without fixing anything; the gate says otherwise; it fixes.
+    let script = r#"
+[[turns]]
+[[turns.output]]
+type = "message"
+text = "All good\n\nThe tests pass."
+
+[[turns]]
+expect.last_user_message_contains = ["finish checks", "python3 -m unittest", "AssertionError"]
+[[turns.output]]
+type = "custom_tool_call"
+name = "apply_patch"
+input = """
+*** Begin Patch
+*** Update File: calc.py
+-    return a - b
++    return a + b
+*** End Patch
+"""
+
+[[turns]]
+[[turns.output]]
+type = "message"
+text = "Make add() add\n\nThe finish checks failed first; add() now adds."
+"#;
+    let model = ScriptedModel::start(Script::from_toml(script).unwrap()).await.unwrap();
+    let out = run_errand(root.path(), &repo, &model, &["exec", "--json", "fix it"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let lines = json_lines(&out);
+    let gates: Vec<&serde_json::Value> =
+        lines.iter().filter(|l| l["type"] == "finish_checks").collect();
+    assert_eq!(gates.len(), 2, "{lines:?}");
+    assert_eq!(
+        (gates[0]["passed"].as_bool(), gates[0]["rounds_left"].as_u64()),
+        (Some(false), Some(2))
+    );
+    assert_eq!(gates[0]["failed"], serde_json::json!(["python3 -m unittest"]));
+    assert_eq!(gates[1]["passed"], true);
+    let result = lines.last().unwrap();
+    assert_eq!(result["state"], "succeeded");
+    let checks = result["report"]["checks"].as_array().unwrap();
+    let gate =
+        checks.iter().find(|c| c["command"] == "python3 -m unittest").expect("the gate's check");
+    assert_eq!(gate["passed"], true, "the last run counts: {checks:?}");
+}
+
+#[tokio::test]
+async fn a_finish_gate_that_keeps_failing_ends_the_attempt_failed_with_its_report() {
+    if !sandbox_available() {
+        return;
+    }
+    let root = scratch();
+    let repo = repo_with_finish_check(root.path());
+    let script = r#"
+[[turns]]
+[[turns.output]]
+type = "message"
+text = "Done\n\nNothing to change."
+
+[[turns]]
+[[turns.output]]
+type = "message"
+text = "Still done\n\nI insist."
+"#;
+    let model = ScriptedModel::start(Script::from_toml(script).unwrap()).await.unwrap();
+    let out = run_errand_with(
+        root.path(),
+        &repo,
+        &model,
+        &["exec", "--json", "fix it"],
+        &[("ERRAND_FINISH_CHECK_ROUNDS", "1")],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    let lines = json_lines(&out);
+    let result = lines.last().unwrap();
+    assert_eq!(result["state"], "failed");
+    assert!(
+        result["reason"]
+            .as_str()
+            .unwrap()
+            .contains("the finish checks still fail: python3 -m unittest"),
+        "{result}"
+    );
+    assert_eq!(result["report"]["title"], "Still done", "the report is kept");
+    let checks = result["report"]["checks"].as_array().unwrap();
+    assert!(
+        checks.iter().any(|c| c["command"] == "python3 -m unittest" && c["passed"] == false),
+        "{checks:?}"
+    );
+}

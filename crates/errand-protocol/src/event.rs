@@ -101,6 +101,10 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         total_cost_usd: Option<f64>,
     },
+    /// Errand ran the finish checks (the environment's and AGENTS.md's) when the agent said it
+    /// was done. `failed` lists the commands that failed; when there are rounds left the
+    /// failures went back to the model for another turn, otherwise the attempt ends failed.
+    FinishChecks { round: u32, passed: bool, failed: Vec<String>, rounds_left: u32 },
     /// A configured limit stopped something (turns, wall clock, output bytes, ...).
     LimitReached { limit: String, detail: String },
     /// The model endpoint failed and Errand will retry after `delay_ms`.

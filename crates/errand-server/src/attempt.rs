@@ -179,6 +179,7 @@ pub async fn run_one_attempt(
                 prompt: plan.prompt.to_string(),
                 workdir: plan.workdir.to_string(),
                 continues: None,
+                finish_checks: plan.mode == TaskMode::Code,
             };
             if let Some(followup) = plan.followup {
                 let files = apply_parent_diff(&sandbox, plan.commit, followup.parent_diff).await?;

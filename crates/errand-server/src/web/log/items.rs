@@ -145,6 +145,20 @@ pub(super) fn item_html(event: &Event, links: &dyn CitationLinks) -> String {
             out.push_str("</code> ");
             escape_into(&mut out, message);
         }
+        EventKind::FinishChecks { round, passed, failed, rounds_left } => {
+            if *passed {
+                open("result", &mut out);
+                out.push_str(&format!("<div class=\"who\">Finish checks passed</div><span class=\"muted\">round {round}</span>"));
+            } else {
+                open("limit", &mut out);
+                out.push_str("<span class=\"badge fail\">finish checks failed</span> ");
+                escape_into(&mut out, &failed.join(", "));
+                out.push_str(&format!(
+                    " <span class=\"muted\">(round {round}; {})</span>",
+                    if *rounds_left > 0 { "sent back to the agent" } else { "no rounds left" }
+                ));
+            }
+        }
         EventKind::LimitReached { limit, detail } => {
             open("limit", &mut out);
             out.push_str("<span class=\"badge fail\">limit reached</span> <strong>");
