@@ -131,6 +131,20 @@ pub struct TaskView {
     pub created_at_ms: i64,
     /// The parallel attempts first, then follow-ups, by index.
     pub attempts: Vec<AttemptView>,
+    /// The finished attempts, best first, with why (only on `GET /api/tasks/{id}`): succeeded
+    /// before not, then failing checks, then citations that did not hold, then the smaller diff.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ranking: Vec<RankedAttempt>,
+}
+
+/// One attempt's place in its task's ranking.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RankedAttempt {
+    pub attempt_id: AttemptId,
+    /// 1 is the best.
+    pub rank: u32,
+    /// What placed it there, e.g. `succeeded · 3/3 checks passed · 0 flagged · 2 files, 14 lines`.
+    pub why: String,
 }
 
 /// `GET /api/tasks`: newest first. Pass `next_before` as `before` for the next page.

@@ -6,6 +6,7 @@
 //! - `store_sink.rs`: [`StoreSink`], the sink that stores each event before anything else sees
 //!   it, and the [`StopSignal`] it raises when the store refuses one.
 //! - `delivery.rs`: an attempt delivered as its task's pull request on a forge.
+//! - `ranking.rs`: best-of-N, a task's finished attempts ranked by facts, with why.
 //! - `remotes.rs`: repositories named by URL, through their mirrors on this machine.
 //! - `triggers.rs`: tasks started from a forge's webhooks, and their outcome reported back.
 //! - `worker.rs`: [`Worker`], the loop that leases queued attempts from the store, runs them
@@ -21,6 +22,7 @@ pub mod bench;
 pub mod delivery;
 mod environments;
 mod leftovers;
+pub mod ranking;
 pub mod remotes;
 mod setup_log;
 mod store_sink;

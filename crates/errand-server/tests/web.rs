@@ -654,3 +654,115 @@ async fn follow_up_cancel_and_patch_from_the_pages() {
     assert!(response.text().await.unwrap().contains("prompt must not be empty"));
     assert_eq!(store.list_attempts(Scope::System, task.id).await.unwrap().len(), 3);
 }
+
+#[tokio::test]
+async fn attempts_are_ranked_by_facts_on_the_api_and_the_task_page() {
+    let world = World::new().await;
+    let web = Web::start(&world).await;
+    let token = web.user("alice").await;
+    let session = web.sign_in(&token).await;
+    let (task, attempts) = world.task(3).await;
+    let store = &web.state.store;
+    let check = |passed: bool| CheckResult {
+        command: "python3 -m unittest".into(),
+        passed,
+        exit_code: Some(i32::from(!passed)),
+        event: 4,
+        output_lines: 1,
+    };
+    let diff = |lines: usize| {
+        let added: String = (0..lines).map(|i| format!("+line {i}\n")).collect();
+        format!(
+            "diff --git a/f b/f\nnew file mode 100644\n--- /dev/null\n+++ b/f\n@@ -0,0 +1,{lines} @@\n{added}"
+        )
+    };
+    // #1 fails its finish checks; #2 and #3 pass, #3 with the smaller change.
+    for (i, (state, passed, lines)) in [
+        (AttemptState::Failed, false, 2),
+        (AttemptState::Succeeded, true, 30),
+        (AttemptState::Succeeded, true, 3),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let leased =
+            store.lease_next("w", std::time::Duration::from_secs(60)).await.unwrap().unwrap().0;
+        assert_eq!(leased.id, attempts[i]);
+        store
+            .append_event(
+                leased.id,
+                &EventKind::StateChanged { state: AttemptState::Running, reason: None },
+            )
+            .await
+            .unwrap();
+        let report = Report {
+            title: format!("take {i}"),
+            description: String::new(),
+            citations: Vec::new(),
+            checks: vec![check(passed)],
+        };
+        store
+            .put_artifact(leased.id, ArtifactKind::Report, &serde_json::to_string(&report).unwrap())
+            .await
+            .unwrap();
+        store.put_artifact(leased.id, ArtifactKind::Diff, &diff(lines)).await.unwrap();
+        store
+            .append_event(leased.id, &EventKind::StateChanged { state, reason: None })
+            .await
+            .unwrap();
+        store
+            .append_event(
+                leased.id,
+                &EventKind::Finished { outcome: AttemptOutcome { state, reason: "r".into() } },
+            )
+            .await
+            .unwrap();
+    }
+    let shown: serde_json::Value = web
+        .http
+        .get(format!("{}/api/tasks/{}", web.url, task.id))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let order: Vec<&str> = shown["ranking"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["attempt_id"].as_str().unwrap())
+        .collect();
+    let ids: Vec<String> = attempts.iter().map(|a| a.to_string()).collect();
+    assert_eq!(order, [ids[2].as_str(), ids[1].as_str(), ids[0].as_str()]);
+    assert_eq!(
+        shown["ranking"][0]["why"],
+        "succeeded · 1/1 checks passed · 0 flagged citations · 1 file, 3 changed lines"
+    );
+    assert!(
+        shown["ranking"][2]["why"]
+            .as_str()
+            .unwrap()
+            .starts_with("did not succeed · 0/1 checks passed")
+    );
+    // The list does not rank (it would read every attempt's artifacts).
+    let list: serde_json::Value = web
+        .http
+        .get(format!("{}/api/tasks", web.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(list["tasks"][0].get("ranking").is_none());
+
+    let (_, _, page) = web.get(&session, &format!("/tasks/{}", task.id)).await;
+    let first = page.find(&format!("card-{}", ids[2])).unwrap();
+    let second = page.find(&format!("card-{}", ids[1])).unwrap();
+    let third = page.find(&format!("card-{}", ids[0])).unwrap();
+    assert!(first < second && second < third, "cards best first");
+    assert!(page[first..second].contains("badge ok\">best"), "the best is marked");
+}

@@ -187,6 +187,7 @@ mod tests {
             });
         }
         TaskView {
+            ranking: Vec::new(),
             id,
             state: TaskState::derive(states.iter().map(|s| s.0)),
             repository: "/r".into(),

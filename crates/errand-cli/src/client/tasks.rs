@@ -193,9 +193,17 @@ async fn show(api: &ApiClient, task: &str, json: bool) -> anyhow::Result<i32> {
         writeln!(out, "environment {environment}")?;
     }
     writeln!(out, "\n  {}\n", task.prompt.trim().replace('\n', "\n  "))?;
-    for attempt in &task.attempts {
+    // Best first: the ranked (finished) attempts in rank order, then the rest by index.
+    let rank_of = |id| task.ranking.iter().find(|r| r.attempt_id == id);
+    let mut ordered: Vec<_> = task.attempts.iter().collect();
+    ordered.sort_by_key(|a| (rank_of(a.id).map_or(u32::MAX, |r| r.rank), a.index));
+    for attempt in ordered {
         let reason = attempt.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
         writeln!(out, "{}  {}  {}{reason}", attempt.index, attempt.id, state_word(attempt.state))?;
+        if let Some(ranked) = rank_of(attempt.id) {
+            let best = if ranked.rank == 1 && task.ranking.len() > 1 { " (best)" } else { "" };
+            writeln!(out, "   rank {}{best}: {}", ranked.rank, ranked.why)?;
+        }
         if let Some(prompt) = &attempt.prompt {
             writeln!(out, "   follow-up: {}", first_line(prompt, 70))?;
         }

@@ -153,7 +153,8 @@ pub(super) async fn get_task(
     let id: TaskId = parse_id(&id, "task")?;
     let task = state.store.get_task(caller.scope(), id).await?;
     let attempts = state.store.list_attempts(caller.scope(), id).await?;
-    Ok(Json(task_view(task, attempts)))
+    let ranking = crate::ranking::rank_attempts(&*state.store, caller.scope(), &attempts).await?;
+    Ok(Json(TaskView { ranking, ..task_view(task, attempts) }))
 }
 
 /// Deletes a task with its attempts, events and artifacts; refused while an attempt is held by
@@ -428,6 +429,7 @@ pub(super) fn task_view(task: Task, attempts: Vec<Attempt>) -> TaskView {
         mode: task.mode,
         created_at_ms: task.created_at_ms,
         attempts: attempts.into_iter().map(attempt_view).collect(),
+        ranking: Vec::new(),
     }
 }
 

@@ -322,6 +322,11 @@ pub struct AttemptCard {
     pub followup_of: String,
     pub flagged: usize,
     pub finished: bool,
+    /// 1 is the best; 0 while unranked (not finished).
+    pub rank: u32,
+    pub why: String,
+    /// Ranked first of several.
+    pub best: bool,
 }
 
 pub struct CheckLine {
@@ -357,9 +362,21 @@ pub async fn show(
     let store = &state.api.store;
     let task = store.get_task(session.scope(), id).await?;
     let attempts = store.list_attempts(session.scope(), id).await?;
+    // Best first (finished attempts by rank, then the rest), each with why.
+    let ranking =
+        crate::ranking::rank_attempts(&*state.api.store, session.scope(), &attempts).await?;
+    let mut ordered: Vec<&Attempt> = attempts.iter().collect();
+    let rank_of = |id| ranking.iter().find(|r| r.attempt_id == id);
+    ordered.sort_by_key(|a| (rank_of(a.id).map_or(u32::MAX, |r| r.rank), a.index));
     let mut cards = Vec::with_capacity(attempts.len());
-    for attempt in &attempts {
-        cards.push(attempt_card(&state, &session, attempt).await?);
+    for attempt in ordered {
+        let mut card = attempt_card(&state, &session, attempt).await?;
+        if let Some(ranked) = rank_of(attempt.id) {
+            card.rank = ranked.rank;
+            card.why = ranked.why.clone();
+        }
+        card.best = card.rank == 1 && ranking.len() > 1;
+        cards.push(card);
     }
     let task_state = TaskState::derive(attempts.iter().map(|a| a.state));
     let (state_class, _) = state_label(match task_state {
@@ -431,6 +448,9 @@ pub async fn attempt_card(
         duration,
         followup_of: attempt.parent_id.map(|p| short_id(&p.to_string())).unwrap_or_default(),
         finished: attempt.state.is_terminal(),
+        rank: 0,
+        why: String::new(),
+        best: false,
     })
 }
 
