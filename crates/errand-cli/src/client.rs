@@ -101,6 +101,14 @@ pub enum TaskCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Pick an attempt (`TASK/INDEX`) as the task's result, overriding the ranking: `errand
+    /// apply TASK` and `errand task pr TASK` then take it.
+    Pick {
+        target: String,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// Open the task's pull request with an attempt (default: the one that succeeded), or
     /// update it: the task's repository must be a URL on a forge configured on the server.
     Pr {

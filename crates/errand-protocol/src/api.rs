@@ -135,6 +135,16 @@ pub struct TaskView {
     /// before not, then failing checks, then citations that did not hold, then the smaller diff.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ranking: Vec<RankedAttempt>,
+    /// The attempt the user picked as the task's result, overriding the ranking.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub picked_attempt: Option<AttemptId>,
+}
+
+/// `POST /api/tasks/{id}/pick`: the attempt to take as the task's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PickRequest {
+    pub attempt: AttemptId,
 }
 
 /// One attempt's place in its task's ranking.

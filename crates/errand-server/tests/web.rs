@@ -765,4 +765,31 @@ async fn attempts_are_ranked_by_facts_on_the_api_and_the_task_page() {
     let third = page.find(&format!("card-{}", ids[0])).unwrap();
     assert!(first < second && second < third, "cards best first");
     assert!(page[first..second].contains("badge ok\">best"), "the best is marked");
+
+    // The user overrides the ranking: the pick shows on the page and in the API.
+    let csrf = field(&page, "csrf");
+    let response = web
+        .post(
+            &session,
+            &format!("/tasks/{}/pick", task.id),
+            Some(&web.url),
+            &[("csrf", &csrf), ("attempt", &ids[1])],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()[LOCATION], format!("/attempts/{}/review#act", ids[1]).as_str());
+    let (_, _, page) = web.get(&session, &format!("/tasks/{}", task.id)).await;
+    let card = page.find(&format!("card-{}", ids[1])).unwrap();
+    assert!(page[card..].split("</article>").next().unwrap().contains("badge run\">picked"));
+    let shown: serde_json::Value = web
+        .http
+        .get(format!("{}/api/tasks/{}", web.url, task.id))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["picked_attempt"], ids[1].as_str());
 }

@@ -28,7 +28,7 @@ const USER_COLS: &str = "id, name, created_at_ms";
 const TOKEN_COLS: &str = "id, user_id, label, created_at_ms, revoked_at_ms";
 const ENV_COLS: &str = "id, user_id, name, config_json, config_hash, created_at_ms, updated_at_ms";
 const TASK_COLS: &str = "id, user_id, environment_id, repository, git_ref, base_commit, prompt, \
-                         mode, attempts, created_at_ms";
+                         mode, attempts, created_at_ms, picked_attempt_id";
 const ATTEMPT_COLS: &str = "id, task_id, user_id, idx, state, reason, parent_id, prompt, \
                             created_at_ms, started_at_ms, finished_at_ms, lease_owner, \
                             lease_expires_at_ms, cancel_requested, cancel_reason, last_seq, \
@@ -136,6 +136,11 @@ fn task_from(row: &DbRow) -> Result<Task> {
         mode: crate::types::parse_mode(row.try_get("mode")?)?,
         attempts: row.try_get::<i64, _>("attempts")? as u32,
         created_at_ms: row.try_get("created_at_ms")?,
+        picked_attempt: row
+            .try_get::<Option<String>, _>("picked_attempt_id")?
+            .as_deref()
+            .map(parse_id)
+            .transpose()?,
     })
 }
 

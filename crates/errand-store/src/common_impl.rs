@@ -249,6 +249,31 @@ impl Store for Backend {
         self.set_trigger_reported(task).await
     }
 
+    async fn pick_attempt(&self, user: UserId, task: TaskId, attempt: AttemptId) -> Result<Task> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let row = lock_attempt(&mut tx, attempt, Scope::User(user)).await?;
+        if row.task_id != task {
+            return refuse(tx, StoreError::NotFound(format!("attempt {attempt} of task {task}"))).await;
+        }
+        if !row.state.is_terminal() {
+            return refuse(
+                tx,
+                StoreError::conflict(
+                    ConflictKind::InvalidTransition,
+                    format!("attempt {attempt} has not finished; pick a finished attempt"),
+                ),
+            )
+            .await;
+        }
+        sqlx::query("UPDATE tasks SET picked_attempt_id = $2 WHERE id = $1")
+            .bind(task.to_string())
+            .bind(attempt.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.fetch_task_with(task).await
+    }
+
     async fn create_task(&self, user: UserId, new: NewTask) -> Result<(Task, Vec<Attempt>)> {
         non_empty("the repository", &new.repository)?;
         non_empty("the ref", &new.git_ref)?;
@@ -281,6 +306,7 @@ impl Store for Backend {
             mode: new.mode,
             attempts: new.attempts,
             created_at_ms: now_ms(),
+            picked_attempt: None,
         };
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
         sqlx::query(

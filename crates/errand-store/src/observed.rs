@@ -129,6 +129,9 @@ impl<O: AppendObserver> Store for ObservedStore<O> {
     async fn mark_trigger_reported(&self, task: TaskId) -> Result<()> {
         self.inner.mark_trigger_reported(task).await
     }
+    async fn pick_attempt(&self, user: UserId, task: TaskId, attempt: AttemptId) -> Result<Task> {
+        self.inner.pick_attempt(user, task, attempt).await
+    }
     async fn create_task(&self, user: UserId, task: NewTask) -> Result<(Task, Vec<Attempt>)> {
         self.inner.create_task(user, task).await
     }

@@ -26,6 +26,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "cancel_reason", include_str!("../migrations/postgres/0003_cancel_reason.sql")),
     (4, "pull_requests", include_str!("../migrations/postgres/0004_pull_requests.sql")),
     (5, "triggers", include_str!("../migrations/postgres/0005_triggers.sql")),
+    (6, "picked_attempt", include_str!("../migrations/postgres/0006_picked_attempt.sql")),
 ];
 
 impl PgStore {

@@ -113,6 +113,10 @@ pub trait Store: Send + Sync {
     /// Deletes the task with its attempts, events, artifacts and messages.
     /// `Conflict(InUse)` while one of its attempts is `preparing` or `running`.
     async fn delete_task(&self, user: UserId, id: TaskId) -> Result<()>;
+    /// Records `attempt` (finished, of this task) as the user's pick of the task's result.
+    /// `NotFound` unless both are the user's and the attempt is the task's; `Conflict` while
+    /// the attempt has not finished.
+    async fn pick_attempt(&self, user: UserId, task: TaskId, attempt: AttemptId) -> Result<Task>;
     /// Records the commit the task's ref resolved to, once: setting the same value again is a
     /// no-op, a different one is `Conflict(InvalidTransition)`, so all attempts share a base.
     async fn set_base_commit(&self, task: TaskId, commit: &str) -> Result<Task>;

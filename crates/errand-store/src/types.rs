@@ -181,6 +181,8 @@ pub struct Task {
     pub mode: TaskMode,
     pub attempts: u32,
     pub created_at_ms: i64,
+    /// The attempt the user picked as the task's result, if they overrode the ranking.
+    pub picked_attempt: Option<AttemptId>,
 }
 
 /// Who holds an attempt and until when.

@@ -80,6 +80,7 @@ suite!(
     reopen_keeps_data_and_migrations_are_idempotent,
     a_tasks_pull_request_is_one_row_updated_in_place,
     deliveries_are_handled_once_and_triggers_wait_until_reported,
+    a_pick_is_a_finished_attempt_of_the_users_own_task,
 );
 
 fn new_task(attempts: u32) -> NewTask {
@@ -868,4 +869,39 @@ async fn deliveries_are_handled_once_and_triggers_wait_until_reported(b: Backend
     let missing =
         errand_store::TriggeredTask { task_id: errand_protocol::TaskId::new(), ..trigger };
     assert!(matches!(store.add_triggered_task(&missing).await, Err(StoreError::NotFound(_))));
+}
+
+async fn a_pick_is_a_finished_attempt_of_the_users_own_task(b: Backend) {
+    let store = &*b.store;
+    let alice = user(store, "alice").await;
+    let bob = user(store, "bob").await;
+    let (task, attempts) = task(store, &alice, 2).await;
+    let (other, other_attempts) = self::task(store, &alice, 1).await;
+    // Unfinished: refused.
+    assert!(matches!(
+        store.pick_attempt(alice.id, task.id, attempts[0].id).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    store.request_cancel(Scope::System, attempts[0].id, "done").await.unwrap();
+    let picked = store.pick_attempt(alice.id, task.id, attempts[0].id).await.unwrap();
+    assert_eq!(picked.picked_attempt, Some(attempts[0].id));
+    assert_eq!(
+        store.get_task(Scope::System, task.id).await.unwrap().picked_attempt,
+        Some(attempts[0].id)
+    );
+    // Another task's attempt, another user: not found, the pick unchanged.
+    store.request_cancel(Scope::System, other_attempts[0].id, "done").await.unwrap();
+    assert!(matches!(
+        store.pick_attempt(alice.id, task.id, other_attempts[0].id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.pick_attempt(bob.id, task.id, attempts[0].id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        store.get_task(Scope::System, task.id).await.unwrap().picked_attempt,
+        Some(attempts[0].id)
+    );
+    assert_eq!(store.get_task(Scope::System, other.id).await.unwrap().picked_attempt, None);
 }

@@ -93,6 +93,10 @@ pub fn pick(
         (_, Purpose::All) => Ok(attempts.iter().collect()),
         ([only], _) => Ok(vec![only]),
         ([first, ..], Purpose::Log) => Ok(vec![first]),
+        (_, Purpose::Result) if task.picked_attempt.is_some() => {
+            let picked = attempts.iter().find(|a| Some(a.id) == task.picked_attempt);
+            picked.map(|a| vec![a]).ok_or_else(|| ambiguous(task, "its pick is gone"))
+        }
         (_, Purpose::Result) => {
             // A succeeded follow-up carries its parent's changes (its diff is cumulative against
             // the base commit), so the parent is no longer a candidate of its own.
@@ -122,9 +126,10 @@ pub fn pick(
 fn ambiguous(task: &TaskView, why: &str) -> String {
     let example = task.attempts.last().map_or(1, |a| a.index);
     format!(
-        "task {} has {} attempts and {why}; pick one, e.g. `{}/{example}`:\n{}",
+        "task {} has {} attempts and {why}; name one, e.g. `{}/{example}` (or `errand task pick {}/{example}` once):\n{}",
         task.id,
         task.attempts.len(),
+        task.id,
         task.id,
         listing(task)
     )
@@ -188,6 +193,7 @@ mod tests {
         }
         TaskView {
             ranking: Vec::new(),
+            picked_attempt: None,
             id,
             state: TaskState::derive(states.iter().map(|s| s.0)),
             repository: "/r".into(),
@@ -203,6 +209,21 @@ mod tests {
 
     fn indexes(picked: Result<Vec<&AttemptView>, String>) -> Result<Vec<u32>, String> {
         picked.map(|p| p.iter().map(|a| a.index).collect())
+    }
+
+    #[test]
+    fn the_users_pick_is_the_result_when_several_succeeded() {
+        let mut view = task(&[(Succeeded, None), (Succeeded, None), (Failed, None)]);
+        assert!(
+            indexes(pick(&view, None, Purpose::Result)).unwrap_err().contains("errand task pick")
+        );
+        view.picked_attempt = Some(view.attempts[1].id);
+        assert_eq!(indexes(pick(&view, None, Purpose::Result)), Ok(vec![1]));
+        // A named attempt still wins over the pick.
+        assert_eq!(
+            indexes(pick(&view, Some(AttemptSelector::Index(0)), Purpose::Result)),
+            Ok(vec![0])
+        );
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub async fn run(api: &ApiClient, command: TaskCommand) -> anyhow::Result<i32> {
         }
         TaskCommand::Message { target, text, json } => message(api, &target, text, json).await,
         TaskCommand::Pr { target, json } => pull_request(api, &target, json).await,
+        TaskCommand::Pick { target, json } => pick_attempt(api, &target, json).await,
         TaskCommand::Pull { target, branch, force, json } => {
             super::pull::run(api, &target, branch, force, json).await
         }
@@ -343,6 +344,33 @@ async fn message(api: &ApiClient, target: &str, text: String, json: bool) -> any
         eprintln!(
             "message {} queued for {}/{}; the agent reads it at its next turn",
             sent.id, task.id, attempt.index
+        );
+    }
+    Ok(0)
+}
+
+async fn pick_attempt(api: &ApiClient, target: &str, json: bool) -> anyhow::Result<i32> {
+    let (task, selector) = resolve(api, target).await?;
+    let Some(selector) = selector else {
+        anyhow::bail!(
+            "name the attempt to pick: `{}/INDEX`; its attempts are:\n{}",
+            task.id,
+            super::target::listing(&task)
+        );
+    };
+    let attempt = pick(&task, Some(selector), Purpose::Result).map_err(anyhow::Error::msg)?[0];
+    let picked: TaskView = api
+        .post(
+            &format!("/api/tasks/{}/pick", task.id),
+            &errand_protocol::api::PickRequest { attempt: attempt.id },
+        )
+        .await?;
+    if json {
+        print_json(&picked)?;
+    } else {
+        eprintln!(
+            "{}/{} is the task's pick: `errand apply {}` and `errand task pr {}` take it",
+            task.id, attempt.index, task.id, task.id
         );
     }
     Ok(0)

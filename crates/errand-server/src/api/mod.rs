@@ -40,7 +40,7 @@ pub(crate) use events::Follow;
 pub use hub::{EventHub, HubNotifier, NotifyingStore};
 pub use ops::{Metrics, openapi_json};
 pub(crate) use tasks::{
-    cancel_unfinished, create as create_task, create_followup, deliver, send_message,
+    cancel_unfinished, create as create_task, create_followup, deliver, pick_attempt, send_message,
 };
 
 /// What the API allows, per user and in total. Limits are data (design: "Limits are data"): a

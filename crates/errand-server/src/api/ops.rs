@@ -136,7 +136,7 @@ pub fn openapi_json() -> String {
     info(title = "Errand API", description = "Delegate software tasks to sandboxed coding agents: tasks, attempts, their live work logs, diffs and reports."),
     paths(
         tasks::create_task, tasks::list_tasks, tasks::get_task, tasks::delete_task,
-        tasks::cancel_task, tasks::get_attempt, tasks::cancel_attempt, tasks::followup,
+        tasks::cancel_task, tasks::pick, tasks::get_attempt, tasks::cancel_attempt, tasks::followup,
         tasks::message, tasks::diff, tasks::report, tasks::pull_request,
         events::list_events, events::stream_events,
         environments::list_environments, environments::create_environment,

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use errand_protocol::api::{
     ApiError, AttemptView, CancelRequest, CreateTask, FollowupRequest, MessageRequest, MessageView,
-    PullRequestView, TaskList, TaskMode, TaskState, TaskView,
+    PickRequest, PullRequestView, TaskList, TaskMode, TaskState, TaskView,
 };
 use errand_protocol::{AttemptId, TaskId};
 use errand_store::{
@@ -30,6 +30,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/tasks", post(create_task).get(list_tasks))
         .route("/api/tasks/{id}", get(get_task).delete(delete_task))
         .route("/api/tasks/{id}/cancel", post(cancel_task))
+        .route("/api/tasks/{id}/pick", post(pick))
         .route("/api/attempts/{id}", get(get_attempt))
         .route("/api/attempts/{id}/cancel", post(cancel_attempt))
         .route("/api/attempts/{id}/followup", post(followup))
@@ -206,6 +207,35 @@ pub(crate) async fn cancel_unfinished(
         }
     }
     Ok(())
+}
+
+/// Picks a finished attempt as the task's result, overriding the ranking: what `errand apply`
+/// and `errand task pr` take when no attempt is named.
+#[utoipa::path(post, path = "/api/tasks/{id}/pick", tag = "tasks", params(("id" = String, Path)),
+    request_body = PickRequest,
+    responses((status = 200, body = TaskView), (status = 400, body = ApiError), (status = 404, body = ApiError),
+        (status = 409, description = "The attempt has not finished", body = ApiError)),
+    security(("bearer" = [])))]
+pub(super) async fn pick(
+    State(state): State<AppState>,
+    caller: Caller,
+    UrlPath(id): UrlPath<String>,
+    Body(request): Body<PickRequest>,
+) -> ApiResult<Json<TaskView>> {
+    let id: TaskId = parse_id(&id, "task")?;
+    Ok(Json(pick_attempt(&state, &caller, id, request.attempt).await?))
+}
+
+/// Records `caller`'s pick (the API and the web UI).
+pub(crate) async fn pick_attempt(
+    state: &AppState,
+    caller: &Caller,
+    task: TaskId,
+    attempt: AttemptId,
+) -> ApiResult<TaskView> {
+    let task = state.store.pick_attempt(caller.id(), task, attempt).await?;
+    let attempts = state.store.list_attempts(caller.scope(), task.id).await?;
+    Ok(task_view(task, attempts))
 }
 
 /// One attempt.
@@ -430,6 +460,7 @@ pub(super) fn task_view(task: Task, attempts: Vec<Attempt>) -> TaskView {
         created_at_ms: task.created_at_ms,
         attempts: attempts.into_iter().map(attempt_view).collect(),
         ranking: Vec::new(),
+        picked_attempt: task.picked_attempt,
     }
 }
 

@@ -71,6 +71,7 @@ pub fn router(api: AppState, config: WebConfig) -> Router {
         .route("/tasks/new", get(tasks::new_form))
         .route("/tasks/{id}", get(tasks::show))
         .route("/tasks/{id}/cancel", post(tasks::cancel))
+        .route("/tasks/{id}/pick", post(tasks::pick))
         .route("/attempts/{id}", get(attempt::show))
         .route("/attempts/{id}/live", get(attempt::live))
         .route("/attempts/{id}/messages", post(attempt::message))

@@ -327,6 +327,8 @@ pub struct AttemptCard {
     pub why: String,
     /// Ranked first of several.
     pub best: bool,
+    /// The user's pick.
+    pub picked: bool,
 }
 
 pub struct CheckLine {
@@ -376,6 +378,7 @@ pub async fn show(
             card.why = ranked.why.clone();
         }
         card.best = card.rank == 1 && ranking.len() > 1;
+        card.picked = task.picked_attempt == Some(attempt.id);
         cards.push(card);
     }
     let task_state = TaskState::derive(attempts.iter().map(|a| a.state));
@@ -451,6 +454,7 @@ pub async fn attempt_card(
         rank: 0,
         why: String::new(),
         best: false,
+        picked: false,
     })
 }
 
@@ -475,6 +479,27 @@ pub async fn cancel(
     let id: TaskId = id.parse().map_err(|_| PageError::not_found("no such task"))?;
     api::cancel_unfinished(&state.api, &session.caller(), id, "cancelled from the web UI").await?;
     Ok(see_other(&format!("/tasks/{id}")))
+}
+
+#[derive(Deserialize)]
+pub struct PickForm {
+    csrf: String,
+    attempt: String,
+}
+
+/// Picks an attempt as the task's result, then shows what to do with it.
+pub async fn pick(
+    State(state): State<WebState>,
+    session: Session,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<PickForm>,
+) -> PageResult {
+    check_form(&session, &headers, &form.csrf)?;
+    let id: TaskId = id.parse().map_err(|_| PageError::not_found("no such task"))?;
+    let attempt = attempt_id(&form.attempt)?;
+    api::pick_attempt(&state.api, &session.caller(), id, attempt).await?;
+    Ok(see_other(&format!("/attempts/{attempt}/review#act")))
 }
 
 /// Parses an attempt id from a URL, as "not found" when it is not one.
