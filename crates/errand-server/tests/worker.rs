@@ -484,6 +484,9 @@ async fn an_environments_setup_runs_for_a_workers_attempt_and_its_log_is_kept_re
         world.store.get_attempt(Scope::System, attempts[0].id).await.unwrap().state.is_terminal()
     })
     .await;
+    // The worker saves the setup log after the attempt's last event: drained, it has.
+    stop.send(()).unwrap();
+    handle.await.unwrap();
     let events = world.events(attempts[0].id).await;
     let stored = world.store.get_attempt(Scope::System, attempts[0].id).await.unwrap();
     assert_eq!(stored.state, AttemptState::Succeeded, "{:?}", kinds(&events));
@@ -492,6 +495,4 @@ async fn an_environments_setup_runs_for_a_workers_attempt_and_its_log_is_kept_re
     assert_eq!((logs[0].phase.as_str(), logs[0].exit_code), ("setup", Some(0)));
     assert!(logs[0].content.contains("setting up with"), "{}", logs[0].content);
     assert!(!logs[0].content.contains("hunter2-the-secret"), "{}", logs[0].content);
-    stop.send(()).unwrap();
-    handle.await.unwrap();
 }
