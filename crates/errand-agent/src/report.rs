@@ -179,6 +179,85 @@ pub fn display_command(command: &[String]) -> String {
         .join(" ")
 }
 
+/// Words that claim success.
+const PASS_WORDS: &[&str] =
+    &["pass", "passes", "passed", "passing", "green", "succeed", "succeeds", "succeeded", "clean"];
+/// Words that make a sentence about failure (or doubt) rather than success.
+const NEGATIONS: &[&str] = &[
+    "fail", "fails", "failed", "failing", "not", "no", "never", "still", "broken", "can't",
+    "cannot", "didn't", "doesn't", "don't", "isn't", "aren't", "won't",
+];
+
+/// The description with every sentence that claims a check passed, while that check's last
+/// recorded run failed, flagged in place: `… the tests pass [not so: `python3 -m unittest`
+/// exited 1, log:7].` A sentence is about a check when it names the check's program or one of
+/// its check words (`test`, `lint`, …, or `checks`); it claims success with a word such as
+/// `pass` or `green` and no negation. Returns the text and how many claims were flagged.
+pub fn correct_claims(description: &str, checks: &[CheckResult]) -> (String, usize) {
+    let failed: Vec<(&CheckResult, Vec<String>)> = checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| {
+            let mut words: Vec<String> = c
+                .command
+                .split(|ch: char| !ch.is_alphanumeric())
+                .map(str::to_ascii_lowercase)
+                .filter(|w| CHECK_WORDS.contains(&w.as_str()))
+                .collect();
+            if words
+                .iter()
+                .any(|w| w == "test" || w == "unittest" || w == "pytest" || w == "nextest")
+            {
+                words.extend(["test".to_string(), "tests".to_string()]);
+            }
+            words.push("checks".into());
+            (c, words)
+        })
+        .collect();
+    if failed.is_empty() {
+        return (description.to_string(), 0);
+    }
+    let mut out = String::with_capacity(description.len());
+    let mut flagged = 0;
+    // Sentences end at `. `, `! `, `? ` or a line end; the separator stays with its sentence.
+    let mut rest = description;
+    while !rest.is_empty() {
+        let end = rest
+            .char_indices()
+            .find(|&(i, c)| {
+                c == '\n'
+                    || (matches!(c, '.' | '!' | '?')
+                        && (rest[i + 1..].is_empty() || rest[i + 1..].starts_with([' ', '\n'])))
+            })
+            .map_or(rest.len(), |(i, _)| i);
+        let sentence = &rest[..end];
+        let words: Vec<String> = sentence
+            .split(|ch: char| !(ch.is_alphanumeric() || ch == '\''))
+            .filter(|w| !w.is_empty())
+            .map(str::to_ascii_lowercase)
+            .collect();
+        let claims = words.iter().any(|w| PASS_WORDS.contains(&w.as_str()))
+            && !words.iter().any(|w| NEGATIONS.contains(&w.as_str()));
+        let about = failed.iter().find(|(check, keywords)| {
+            let program =
+                check.command.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
+            words.iter().any(|w| keywords.contains(w) || *w == program)
+        });
+        out.push_str(sentence);
+        if let (true, Some((check, _))) = (claims, about) {
+            let status =
+                check.exit_code.map_or("was killed".to_string(), |code| format!("exited {code}"));
+            out.push_str(&format!(" [not so: `{}` {status}, log:{}]", check.command, check.event));
+            flagged += 1;
+        }
+        // The separator (if any) goes with the text before it.
+        let separator = rest[end..].chars().next().map_or(0, char::len_utf8);
+        out.push_str(&rest[end..end + separator]);
+        rest = &rest[end + separator..];
+    }
+    (out, flagged)
+}
+
 /// Assembles the report from the final message.
 pub async fn build_report(
     final_message: &str,
@@ -191,7 +270,9 @@ pub async fn build_report(
     let (title_citations, title) = check_citations(&title, sandbox, commands, diff).await?;
     let mut all = title_citations;
     all.extend(citations);
-    Ok(Report { title, description, citations: all, checks: recorded_checks(commands) })
+    let checks = recorded_checks(commands);
+    let (description, _) = correct_claims(&description, &checks);
+    Ok(Report { title, description, citations: all, checks })
 }
 
 #[cfg(test)]
@@ -245,6 +326,37 @@ mod tests {
                 ("./run_tests.sh", false, 14),
             ]
         );
+    }
+
+    #[test]
+    fn claims_that_failed_checks_passed_are_flagged_in_place() {
+        let check = |command: &str, passed: bool| CheckResult {
+            command: command.into(),
+            passed,
+            exit_code: Some(i32::from(!passed)),
+            event: 7,
+            output_lines: 3,
+        };
+        let checks = [check("python3 -m unittest -v", false), check("ruff check .", true)];
+        let cases = [
+            (
+                "Fixed it. All tests pass.",
+                "Fixed it. All tests pass [not so: `python3 -m unittest -v` exited 1, log:7].",
+            ),
+            (
+                "The unittest suite is green!\nDone.",
+                "The unittest suite is green [not so: `python3 -m unittest -v` exited 1, log:7]!\nDone.",
+            ),
+            ("The tests still fail; ruff passes.", "The tests still fail; ruff passes."),
+            ("Tests do not pass yet.", "Tests do not pass yet."),
+            ("Lint is clean.", "Lint is clean."),
+            ("I changed calc.py.", "I changed calc.py."),
+        ];
+        for (text, want) in cases {
+            assert_eq!(correct_claims(text, &checks).0, want, "{text}");
+        }
+        assert_eq!(correct_claims("All tests pass.", &checks).1, 1);
+        assert_eq!(correct_claims("All tests pass.", &checks[1..]).1, 0, "nothing failed");
     }
 
     #[test]

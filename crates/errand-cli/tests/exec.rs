@@ -797,3 +797,71 @@ text = "Still done\n\nI insist."
         "{checks:?}"
     );
 }
+
+#[tokio::test]
+async fn a_report_with_false_citations_and_a_false_claim_is_verified_not_trusted() {
+    if !sandbox_available() {
+        return;
+    }
+    let root = scratch();
+    let repo = make_repo(root.path());
+    // The tests fail (log:7), and the model says otherwise, with two true and two false citations.
+    let script = r#"
+[[turns]]
+[[turns.output]]
+type = "function_call"
+name = "shell"
+arguments = { command = ["python3", "-m", "unittest", "-v"] }
+
+[[turns]]
+[[turns.output]]
+type = "message"
+text = """
+Explain add()
+
+add subtracts (calc.py:L1-L2) and the test expects a sum (test_calc.py:L7-L8).
+The helper lives in helpers.py:L1-L3 and the loop in calc.py:L40-L50.
+All tests pass.
+"""
+"#;
+    let model = ScriptedModel::start(Script::from_toml(script).unwrap()).await.unwrap();
+    let out_dir = root.path().join("ci");
+    let out = run_errand(
+        root.path(),
+        &repo,
+        &model,
+        &["exec", "--json", "--ci", out_dir.to_str().unwrap(), "explain add"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(3), "succeeded, but its check failed: {}", both(&out));
+    let lines = json_lines(&out);
+    let report = &lines.last().unwrap()["report"];
+    let citations = report["citations"].as_array().unwrap();
+    let problems: Vec<(&str, Option<&str>)> = citations
+        .iter()
+        .map(|c| (c["raw"].as_str().unwrap(), c["problem"]["problem"].as_str()))
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            ("calc.py:L1-L2", None),
+            ("test_calc.py:L7-L8", None),
+            ("helpers.py:L1-L3", Some("file_missing")),
+            ("calc.py:L40-L50", Some("lines_out_of_range")),
+        ]
+    );
+    let description = report["description"].as_str().unwrap();
+    assert!(
+        description.contains("All tests pass [not so: `python3 -m unittest -v` exited 1, log:7]."),
+        "{description}"
+    );
+    assert!(description.contains("helpers.py:L1-L3 [unverified"), "{description}");
+    let checks = report["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 1);
+    assert_eq!(
+        (checks[0]["command"].as_str(), checks[0]["passed"].as_bool()),
+        (Some("python3 -m unittest -v"), Some(false))
+    );
+    let markdown = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(markdown.contains("- [ ] `python3 -m unittest -v` (exit 1, log:7#L1-"), "{markdown}");
+}
