@@ -508,3 +508,112 @@ async fn task_pull_makes_the_attempt_a_local_branch() {
     assert!(stderr(&out).contains("exists and points elsewhere"), "{}", both(&out));
     assert_eq!(git(&repo, &["rev-parse", "main"]).trim(), base, "main did not move");
 }
+
+#[tokio::test]
+async fn three_attempts_are_ranked_by_their_finish_checks_and_the_size_of_their_change() {
+    if !sandbox_available() {
+        return;
+    }
+    let root = scratch();
+    let repo = make_repo(root.path());
+    std::fs::write(
+        repo.join("AGENTS.md"),
+        "Run the tests with `python3 -m unittest -v`.\n\n## Checks\n- `python3 -m unittest`\n",
+    )
+    .unwrap();
+    git(&repo, &["commit", "-qam", "finish checks"]);
+    // One worker slot: the attempts run one after the other, taking the turns in order. The
+    // first claims success without a fix (the gate fails it), the second fixes with extra
+    // lines, the third fixes with one line.
+    let script = r#"
+[[turns]]
+[[turns.output]]
+type = "message"
+text = "Nothing to do\n\nIt works."
+
+[[turns]]
+[[turns.output]]
+type = "custom_tool_call"
+name = "apply_patch"
+input = """
+*** Begin Patch
+*** Update File: calc.py
+ def add(a, b):
+-    return a - b
++    # Add the two numbers.
++    # (They used to be subtracted.)
++    total = a + b
++    return total
+*** End Patch
+"""
+
+[[turns]]
+[[turns.output]]
+type = "message"
+text = "Make add() add, verbosely\n\nadd() adds."
+
+[[turns]]
+[[turns.output]]
+type = "custom_tool_call"
+name = "apply_patch"
+input = """
+*** Begin Patch
+*** Update File: calc.py
+ def add(a, b):
+-    return a - b
++    return a + b
+*** End Patch
+"""
+
+[[turns]]
+[[turns.output]]
+type = "message"
+text = "Make add() add\n\nadd() adds."
+"#;
+    let model = ScriptedModel::start(Script::from_toml(script).unwrap()).await.unwrap();
+    let config = format!(
+        "{}\n[agent]\nfinish_check_rounds = 0\n",
+        model_config(&model, "openai-responses", 30)
+    );
+    let options = ServeOptions { config, workers: Some(1), ..Default::default() };
+    let server = TestServer::start(root.path(), options).await;
+    let out =
+        expect(&server, &repo, &["task", "create", "fix the failing test", "--attempts", "3"], 0)
+            .await;
+    let id = stdout(&out).lines().next().unwrap().to_string();
+    for index in 0..3 {
+        expect(
+            &server,
+            &repo,
+            &["task", "logs", &format!("{id}/{index}"), "--follow"],
+            if index == 0 { 1 } else { 0 },
+        )
+        .await;
+    }
+    let task = json(&expect(&server, &repo, &["task", "show", &id, "--json"], 0).await);
+    let ranked: Vec<u64> = task["ranking"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let attempt = r["attempt_id"].as_str().unwrap();
+            task["attempts"].as_array().unwrap().iter().find(|a| a["id"] == attempt).unwrap()["index"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(ranked, [2, 1, 0], "{task}");
+    assert!(
+        task["ranking"][2]["why"]
+            .as_str()
+            .unwrap()
+            .starts_with("did not succeed · 0/1 checks passed"),
+        "{task}"
+    );
+    let shown = stdout(&expect(&server, &repo, &["task", "show", &id], 0).await);
+    let attempt_lines: Vec<&str> = shown
+        .lines()
+        .filter(|l| l.split("  ").nth(1).is_some_and(|w| w.starts_with("att_")))
+        .collect();
+    let order: Vec<&str> = attempt_lines.iter().map(|l| l.split("  ").next().unwrap()).collect();
+    assert_eq!(order, ["2", "1", "0"], "best first: {shown}");
+    assert!(shown.contains("rank 1 (best): succeeded · 1/1 checks passed"), "{shown}");
+}
