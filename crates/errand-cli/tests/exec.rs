@@ -865,3 +865,45 @@ All tests pass.
     let markdown = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
     assert!(markdown.contains("- [ ] `python3 -m unittest -v` (exit 1, log:7#L1-"), "{markdown}");
 }
+
+#[tokio::test]
+async fn an_environment_names_finish_checks_too() {
+    if !sandbox_available() {
+        return;
+    }
+    let root = scratch();
+    let repo = make_repo(root.path());
+    let env_file = root.path().join("env.toml");
+    std::fs::write(&env_file, "checks = [\"python3 -m unittest\"]\n").unwrap();
+    let script =
+        "[[turns]]\n[[turns.output]]\ntype = \"message\"\ntext = \"Done\\n\\nNothing to do.\"\n";
+    let model = ScriptedModel::start(Script::from_toml(script).unwrap()).await.unwrap();
+    let out = run_errand_with(
+        root.path(),
+        &repo,
+        &model,
+        &["exec", "--json", "--env", env_file.to_str().unwrap(), "look"],
+        &[("ERRAND_FINISH_CHECK_ROUNDS", "0")],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    let result = json_lines(&out).pop().unwrap();
+    assert!(
+        result["reason"]
+            .as_str()
+            .unwrap()
+            .ends_with("the finish checks still fail: python3 -m unittest"),
+        "{result}"
+    );
+    // A bad check is refused with the setting named.
+    std::fs::write(&env_file, "checks = [\"  \"]\n").unwrap();
+    let out = run_errand(
+        root.path(),
+        &repo,
+        &model,
+        &["exec", "--env", env_file.to_str().unwrap(), "look"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("checks[0]"), "{}", both(&out));
+}

@@ -152,6 +152,10 @@ pub struct EnvironmentSpec {
     /// Not part of the snapshot (setup always has the host's network).
     #[serde(default, with = "agent_network_text")]
     pub agent_network: Option<AgentNetwork>,
+    /// Finish checks: commands Errand runs in the sandbox when the agent says it is done (see
+    /// docs/configuration.md, "Finish checks"). Not part of the snapshot.
+    #[serde(default)]
+    pub checks: Vec<String>,
 }
 
 fn default_image() -> String {
@@ -176,6 +180,7 @@ impl Default for EnvironmentSpec {
             snapshot_ttl: default_ttl(),
             setup_timeout: default_setup_timeout(),
             agent_network: None,
+            checks: Vec::new(),
         }
     }
 }
@@ -193,9 +198,13 @@ impl fmt::Debug for EnvironmentSpec {
             .field("snapshot_ttl", &self.snapshot_ttl)
             .field("setup_timeout", &self.setup_timeout)
             .field("agent_network", &self.agent_network)
+            .field("checks", &self.checks)
             .finish()
     }
 }
+
+/// The most finish checks an environment may name.
+const MAX_CHECKS: usize = 20;
 
 /// A configuration Errand refuses, naming the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -246,6 +255,20 @@ impl EnvironmentSpec {
                         "a secret must be at least {MIN_SECRET_LEN} bytes without NUL (it is \
                          redacted from logs wherever it appears)"
                     ),
+                );
+            }
+        }
+        if self.checks.len() > MAX_CHECKS {
+            return bad(
+                "checks",
+                format!("at most {MAX_CHECKS} finish checks, not {}", self.checks.len()),
+            );
+        }
+        for (i, check) in self.checks.iter().enumerate() {
+            if check.trim().is_empty() || check.len() > 4096 || check.contains('\0') {
+                return bad(
+                    &format!("checks[{i}]"),
+                    "a check is a shell command line of at most 4096 bytes".into(),
                 );
             }
         }
@@ -440,6 +463,7 @@ mod tests {
                 ..spec()
             },
             EnvironmentSpec { setup_timeout: Duration::from_secs(5), ..spec() },
+            EnvironmentSpec { checks: vec!["cargo test".into()], ..spec() },
         ];
         for other in same {
             assert_eq!(other.config_hash(), base, "{other:?}");

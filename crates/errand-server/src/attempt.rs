@@ -191,9 +191,19 @@ pub async fn run_one_attempt(
                 .await;
                 spec.continues = followup.conversation.cloned();
             }
+            // The environment's finish checks join the configuration's.
+            let with_checks;
+            let agent = match plan.environment.filter(|env| !env.checks.is_empty()) {
+                Some(env) => {
+                    let mut config = resources.agent.clone();
+                    config.gate_checks.extend(env.checks.iter().cloned());
+                    with_checks = config;
+                    &with_checks
+                }
+                None => resources.agent,
+            };
             let result =
-                run_attempt(&spec, &sandbox, resources.model, resources.agent, &mut sink, inbox)
-                    .await;
+                run_attempt(&spec, &sandbox, resources.model, agent, &mut sink, inbox).await;
             Ok::<_, String>(result)
         };
         tokio::select! {

@@ -40,6 +40,7 @@ const SETTINGS: &[&str] = &[
     "snapshot_ttl",
     "setup_timeout",
     "agent_network",
+    "checks",
 ];
 
 /// Why a document is refused, or a stored one cannot be used.

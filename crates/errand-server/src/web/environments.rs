@@ -77,6 +77,8 @@ pub struct EnvironmentForm {
     pub setup_timeout: String,
     /// `none`, or the domains the agent may reach, separated by spaces or commas.
     pub agent_network: String,
+    /// Finish checks, one command per line.
+    pub checks: String,
 }
 
 impl EnvironmentForm {
@@ -97,6 +99,7 @@ impl EnvironmentForm {
                 "snapshot_ttl" => &mut form.snapshot_ttl,
                 "setup_timeout" => &mut form.setup_timeout,
                 "agent_network" => &mut form.agent_network,
+                "checks" => &mut form.checks,
                 "remove" => {
                     form.remove.push(value);
                     continue;
@@ -349,6 +352,11 @@ fn form_of(name: &str, document: &Map<String, Value>) -> EnvironmentForm {
         snapshot_ttl: text_of(document, "snapshot_ttl"),
         setup_timeout: text_of(document, "setup_timeout"),
         agent_network,
+        checks: document
+            .get("checks")
+            .and_then(Value::as_array)
+            .map(|checks| checks.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("\n"))
+            .unwrap_or_default(),
         ..EnvironmentForm::default()
     }
 }
@@ -426,6 +434,14 @@ fn merged(form: &EnvironmentForm, stored: &Map<String, Value>) -> Result<Value, 
         serde_json::json!({ "allow": allow })
     };
     document.insert("agent_network".into(), network);
+    let checks: Vec<Value> = form
+        .checks
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .map(|line| Value::String(line.to_string()))
+        .collect();
+    document.insert("checks".into(), Value::Array(checks));
     Ok(Value::Object(document))
 }
 
