@@ -10,6 +10,7 @@ use errand_sandbox::LocalSandboxConfig;
 use crate::config::Config;
 
 mod service;
+mod tasks;
 
 /// The cases of `errand bench sandbox`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -71,6 +72,10 @@ pub enum BenchCommand {
     /// idle), and one attempt's events streamed to many SSE clients (delay from stored to
     /// read, against one client).
     Service(service::ServiceBench),
+    /// A suite of small real tasks with the configured model: how many it resolves (each
+    /// task's fail-to-pass check passes after, its pass-to-pass check still does), with turns,
+    /// time and tokens per task.
+    Tasks(tasks::TasksBench),
 }
 
 pub async fn run(command: BenchCommand, config: Config) -> anyhow::Result<i32> {
@@ -99,6 +104,7 @@ pub async fn run(command: BenchCommand, config: Config) -> anyhow::Result<i32> {
         }
         BenchCommand::Agent { turns, runs } => agent(turns, runs).await,
         BenchCommand::Service(options) => service::run(options, config).await,
+        BenchCommand::Tasks(options) => tasks::run(options, config).await,
     }
 }
 

@@ -1,0 +1,7 @@
+def append_item(item, items=[]):
+    items.append(item)
+    return items
+
+
+def size(items):
+    return len(items)

@@ -1,0 +1,6 @@
+def average(values):
+    return sum(values) / len(values)
+
+
+def maximum(values):
+    return max(values)
