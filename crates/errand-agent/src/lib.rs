@@ -11,6 +11,7 @@ mod conversation;
 mod events;
 mod inbox;
 mod instructions;
+mod malformed;
 mod model;
 mod model_check;
 mod output;

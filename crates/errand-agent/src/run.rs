@@ -21,11 +21,12 @@ use crate::conversation::Conversation;
 use crate::events::EventSink;
 use crate::inbox::{Inbox, deliver};
 use crate::instructions::load_chain;
+use crate::malformed::unknown_tool;
 use crate::model::{Model, turn_recording_retries};
 use crate::prompt::{context_message, followup_message, system_prompt};
 use crate::report::{CommandRecord, build_report};
 use crate::tools::{self, ShellArgs};
-use tool_calls::{handle_function, run_patch, run_shell, tool_error, unknown_tool};
+use tool_calls::{handle_function, run_patch, run_shell, tool_error};
 
 /// How `apply_patch` is offered: as a freeform tool (Responses API custom tools) or as a JSON
 /// function with one `input` string, for providers without freeform tools.

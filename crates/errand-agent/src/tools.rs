@@ -145,22 +145,28 @@ impl PlanArgs {
     }
 }
 
-/// Parses JSON arguments; the error says what a valid call looks like, with a concrete example.
+/// Parses JSON arguments; the error says what a valid call looks like, with a concrete example
+/// (see `malformed.rs`).
 pub fn parse_args<T: serde::de::DeserializeOwned>(
     tool: &str,
     arguments: &str,
 ) -> Result<T, String> {
-    serde_json::from_str(arguments).map_err(|e| {
-        let example = match tool {
-            SHELL => r#"{"command": ["bash", "-lc", "ls -la"], "workdir": "src"}"#,
-            APPLY_PATCH => {
-                r#"{"input": "*** Begin Patch\n*** Add File: hello.txt\n+hello\n*** End Patch\n"}"#
-            }
-            UPDATE_PLAN => r#"{"plan": [{"step": "Run the tests", "status": "in_progress"}]}"#,
-            _ => "{}",
-        };
-        format!("invalid arguments for `{tool}`: {e}. A valid call looks like: {example}")
-    })
+    serde_json::from_str(arguments)
+        .map_err(|e| crate::malformed::invalid_arguments(tool, arguments, &e.to_string()))
+}
+
+/// Whether `arguments` would be accepted by `tool` (the deserialization its call goes through,
+/// plus `shell`'s non-empty command); the error is what the model would be told.
+pub fn check_args(tool: &str, arguments: &str) -> Result<(), String> {
+    match tool {
+        SHELL => match parse_args::<ShellArgs>(tool, arguments)? {
+            args if args.command.is_empty() => Err(crate::malformed::empty_command()),
+            _ => Ok(()),
+        },
+        APPLY_PATCH => parse_args::<PatchArgs>(tool, arguments).map(drop),
+        UPDATE_PLAN => parse_args::<PlanArgs>(tool, arguments).map(drop),
+        other => Err(crate::malformed::unknown_tool(other)),
+    }
 }
 
 /// Models trained on Codex sometimes send a patch through the shell: `["apply_patch", PATCH]` or

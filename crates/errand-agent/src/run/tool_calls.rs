@@ -10,6 +10,7 @@ use errand_sandbox::{ExecRequest, SandboxError};
 use tokio::sync::mpsc;
 
 use super::*;
+use crate::malformed::unknown_tool;
 use crate::output::OutputRecorder;
 use crate::tools::{PatchArgs, PlanArgs, ShellArgs, parse_args, patch_in_shell_call};
 use crate::truncate::truncate_for_model;
@@ -23,10 +24,6 @@ const COMMAND_ENV: &[(&str, &str)] = &[
     ("PYTHONDONTWRITEBYTECODE", "1"),
     ("ERRAND_SANDBOX", "1"),
 ];
-
-pub(super) fn unknown_tool(name: &str) -> String {
-    format!("unknown tool `{name}`; the available tools are shell, apply_patch and update_plan")
-}
 
 pub(super) async fn tool_error(
     sink: &mut dyn EventSink,
@@ -58,9 +55,7 @@ pub(super) async fn handle_function(
                 Err(message) => return Ok(tool_error(sink, call_id, name, message).await),
             };
             if args.command.is_empty() {
-                let message = parse_args::<ShellArgs>(name, "{}")
-                    .unwrap_err()
-                    .replace("missing field `command`", "`command` must not be empty");
+                let message = crate::malformed::empty_command();
                 return Ok(tool_error(sink, call_id, name, message).await);
             }
             if let Some(patch) = patch_in_shell_call(&args.command) {
