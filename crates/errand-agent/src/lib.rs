@@ -16,6 +16,8 @@ mod model;
 mod model_check;
 mod output;
 mod prompt;
+mod recover;
+mod repetition;
 mod report;
 mod run;
 mod tools;
@@ -32,5 +34,7 @@ pub use prompt::restarted_followup_prompt;
 pub use report::{
     CommandRecord, check_citations, display_command, parse_final_message, recorded_checks,
 };
-pub use run::{AgentConfig, AttemptResult, AttemptSpec, PatchToolMode, run_attempt};
+pub use run::{
+    AgentConfig, AttemptResult, AttemptSpec, DEFAULT_REPEAT_LIMIT, PatchToolMode, run_attempt,
+};
 pub use truncate::truncate_for_model;

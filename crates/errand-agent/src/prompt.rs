@@ -36,6 +36,9 @@ or was not run.
     )
 }
 
+/// Appended to the system prompt while tool calls are recovered from text (`recover.rs`).
+pub const BASH_BLOCK_FORM: &str = "\nIf you cannot call a tool, reply with only a ```bash block holding one command: Errand runs it with the shell tool and replies with its output.\n";
+
 /// Facts about this attempt given to the model as a developer message.
 pub fn context_message(workspace: &str, workdir: &str, instructions: &str) -> String {
     let cwd =

@@ -4,6 +4,7 @@
 //! continues an earlier attempt's conversation instead of starting one.
 
 mod gate;
+mod text_calls;
 mod tool_calls;
 
 use std::time::Duration;
@@ -23,7 +24,8 @@ use crate::inbox::{Inbox, deliver};
 use crate::instructions::load_chain;
 use crate::malformed::unknown_tool;
 use crate::model::{Model, turn_recording_retries};
-use crate::prompt::{context_message, followup_message, system_prompt};
+use crate::prompt::{BASH_BLOCK_FORM, context_message, followup_message, system_prompt};
+use crate::repetition::{RepeatWatch, Verdict};
 use crate::report::{CommandRecord, build_report};
 use crate::tools::{self, ShellArgs};
 use tool_calls::{handle_function, run_patch, run_shell, tool_error};
@@ -35,6 +37,10 @@ pub enum PatchToolMode {
     Freeform,
     Function,
 }
+
+/// The repeats the configuration allows by default (`AgentConfig::repeat_limit`): three runs of
+/// one command with one result are already a loop for the small models that fall into them.
+pub const DEFAULT_REPEAT_LIMIT: u32 = 3;
 
 /// Limits and knobs of one attempt.
 #[derive(Debug, Clone)]
@@ -70,6 +76,15 @@ pub struct AgentConfig {
     pub gate_checks: Vec<String>,
     /// Times failing checks go back to the model before the attempt ends failed.
     pub gate_rounds: u32,
+    /// Run tool calls the model wrote as text when its endpoint returned none (`recover.rs`),
+    /// and tell the model in the system prompt that a bare ```bash block is a shell call. A
+    /// per-model setting: off for a model whose messages quote tool calls on purpose.
+    pub recover_tool_calls: bool,
+    /// The same call with the same result this many times in a row gets a steering message, once
+    /// more ends the attempt (`repetition.rs`); 0: never. Off in `default()`, which embedders
+    /// and fixtures that run one command many times start from; the configuration's default
+    /// (`[agent] repeat_limit`) is [`DEFAULT_REPEAT_LIMIT`].
+    pub repeat_limit: u32,
 }
 
 impl Default for AgentConfig {
@@ -91,6 +106,8 @@ impl Default for AgentConfig {
             auto_compact_ratio: 0.8,
             gate_checks: Vec::new(),
             gate_rounds: 2,
+            recover_tool_calls: true,
+            repeat_limit: 0,
         }
     }
 }
@@ -153,6 +170,9 @@ struct LoopState {
     usage: TokenUsage,
     cost_usd: Option<f64>,
     turns: u32,
+    repeats: RepeatWatch,
+    /// Notes sent about tool calls written as text that could not run (`run/text_calls.rs`).
+    text_notes: u32,
 }
 
 impl LoopState {
@@ -220,6 +240,8 @@ pub async fn run_attempt(
         usage: TokenUsage::default(),
         cost_usd: None,
         turns: 0,
+        repeats: RepeatWatch::new(config.repeat_limit),
+        text_notes: 0,
     };
     let end = match tokio::time::timeout(
         config.attempt_timeout,
@@ -322,8 +344,12 @@ async fn agent_loop(
         return end;
     }
 
-    let instructions = system_prompt(&workspace);
+    let mut instructions = system_prompt(&workspace);
+    if config.recover_tool_calls {
+        instructions.push_str(BASH_BLOCK_FORM);
+    }
     let tool_specs = tools::specs(config.patch_tool);
+    let offered: Vec<&str> = tool_specs.iter().map(|tool| tool.name()).collect();
     let fixed_tokens = estimate_fixed(&instructions, &tool_specs);
     let ctx = ToolContext { spec, sandbox, config };
     // Rounds of finish checks run so far.
@@ -441,6 +467,7 @@ async fn agent_loop(
                             Ok(output) => output,
                             Err(fatal) => return fatal,
                         };
+                    state.repeats.observe(&name, &arguments, &output);
                     state.input.push(Item::FunctionCallOutput { call_id, output });
                 }
                 Item::CustomToolCall { call_id, name, input } => {
@@ -453,6 +480,7 @@ async fn agent_loop(
                     } else {
                         tool_error(sink, &call_id, &name, unknown_tool(&name)).await
                     };
+                    state.repeats.observe(&name, &input, &output);
                     state.input.push(Item::CustomToolCallOutput { call_id, output });
                 }
                 _ => {}
@@ -473,6 +501,15 @@ async fn agent_loop(
                 .sum();
             (state.input.len(), measured + outputs)
         });
+        if !called_tool && config.recover_tool_calls {
+            match text_calls::run_text_calls(&ctx, turn, &message, &offered, sink, state).await {
+                Ok(ran) => called_tool = ran,
+                Err(end) => return end,
+            }
+        }
+        if let Some(end) = check_repetition(state, sink).await {
+            return end;
+        }
         if !called_tool {
             if message.trim().is_empty() {
                 return LoopEnd::Failed {
@@ -578,6 +615,24 @@ async fn check_budgets(
     Some(LoopEnd::Failed { state: AttemptState::Failed, reason: detail })
 }
 
+/// Steers the model when its last calls repeat; records a `limit_reached` event and ends the
+/// loop when it went on repeating after that.
+async fn check_repetition(state: &mut LoopState, sink: &mut dyn EventSink) -> Option<LoopEnd> {
+    match state.repeats.verdict() {
+        Verdict::Fine => None,
+        Verdict::Steer(text) => {
+            state.input.push(Item::Message { role: Role::User, text });
+            None
+        }
+        Verdict::Stop(detail) => {
+            let limit = "repetition".to_string();
+            sink.record(EventKind::LimitReached { limit, detail: detail.clone() }).await;
+            let reason = format!("repetition: {detail}");
+            Some(LoopEnd::Failed { state: AttemptState::Failed, reason })
+        }
+    }
+}
+
 /// The model and what it is offered, for a compaction.
 struct Compaction<'a> {
     model: &'a dyn Model,
@@ -623,6 +678,7 @@ impl Compaction<'_> {
         state.input = compacted.items;
         state.turn_starts = compacted.turn_starts;
         state.measured = None;
+        state.repeats.forget();
         sink.record(EventKind::ContextCompacted {
             turn: state.turns,
             trigger: trigger.into(),

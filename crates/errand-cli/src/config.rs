@@ -52,6 +52,9 @@ pub struct ModelSection {
     /// The model's context window in input tokens; unset: known models' own, else 128k (32k
     /// for Chat Completions, where local servers often run smaller contexts).
     pub context_window: Option<u64>,
+    /// Run tool calls the model writes as text when the endpoint returns none (fenced JSON,
+    /// `<tool_call>` tags, a lone ```bash block); off for a model that quotes calls on purpose.
+    pub recover_tool_calls: bool,
 }
 
 impl Default for ModelSection {
@@ -69,6 +72,7 @@ impl Default for ModelSection {
             reasoning_effort: None,
             max_output_tokens: None,
             context_window: None,
+            recover_tool_calls: true,
         }
     }
 }
@@ -166,6 +170,9 @@ pub struct AgentSection {
     pub finish_checks: Vec<String>,
     /// Times failing finish checks go back to the agent before the attempt ends failed.
     pub finish_check_rounds: u32,
+    /// The same tool call with the same result this many times in a row gets a steering
+    /// message; once more ends the attempt with the reason `repetition`. 0: never.
+    pub repeat_limit: u32,
 }
 
 impl Default for AgentSection {
@@ -180,6 +187,7 @@ impl Default for AgentSection {
             auto_compact_percent: (defaults.auto_compact_ratio * 100.0).round() as u8,
             finish_checks: Vec::new(),
             finish_check_rounds: defaults.gate_rounds,
+            repeat_limit: errand_agent::DEFAULT_REPEAT_LIMIT,
         }
     }
 }
@@ -459,6 +467,13 @@ impl Config {
                 _ => bail!("ERRAND_SECURE_COOKIES={v:?} must be true or false"),
             };
         }
+        if let Some(v) = env("ERRAND_MODEL_RECOVER_TOOL_CALLS") {
+            self.model.recover_tool_calls = match v.as_str() {
+                "1" | "true" => true,
+                "0" | "false" => false,
+                _ => bail!("ERRAND_MODEL_RECOVER_TOOL_CALLS={v:?} must be true or false"),
+            };
+        }
         number(env, "ERRAND_MODEL_MAX_RETRIES", &mut self.model.max_retries)?;
         number(env, "ERRAND_MODEL_RETRY_BASE_DELAY_MS", &mut self.model.retry_base_delay_ms)?;
         optional(env, "ERRAND_MODEL_MAX_OUTPUT_TOKENS", &mut self.model.max_output_tokens)?;
@@ -469,6 +484,7 @@ impl Config {
         number(env, "ERRAND_SANDBOX_CPUS", &mut self.sandbox.cpus)?;
         number(env, "ERRAND_MAX_TURNS", &mut self.agent.max_turns)?;
         number(env, "ERRAND_FINISH_CHECK_ROUNDS", &mut self.agent.finish_check_rounds)?;
+        number(env, "ERRAND_REPEAT_LIMIT", &mut self.agent.repeat_limit)?;
         optional(env, "ERRAND_TOKEN_BUDGET", &mut self.agent.token_budget)?;
         optional(env, "ERRAND_COST_BUDGET_USD", &mut self.agent.cost_budget_usd)?;
         number(env, "ERRAND_COMMAND_TIMEOUT_SECS", &mut self.agent.command_timeout_secs)?;
@@ -545,6 +561,11 @@ impl Config {
         }
         if self.model.context_window.is_some_and(|w| w < 1_000) {
             bail!("model.context_window must be at least 1000 tokens");
+        }
+        if self.agent.repeat_limit == 1 {
+            bail!(
+                "agent.repeat_limit = 1 would stop every call that is run twice; use 2 or more, or 0 to never stop repeats (ERRAND_REPEAT_LIMIT)"
+            );
         }
         if !(10..=100).contains(&self.agent.auto_compact_percent) {
             bail!(
@@ -753,6 +774,8 @@ impl Config {
             auto_compact_ratio: f64::from(self.agent.auto_compact_percent) / 100.0,
             gate_checks: self.agent.finish_checks.clone(),
             gate_rounds: self.agent.finish_check_rounds,
+            recover_tool_calls: self.model.recover_tool_calls,
+            repeat_limit: self.agent.repeat_limit,
             patch_tool: if self.model.patch_tool == "function" {
                 errand_agent::PatchToolMode::Function
             } else {
@@ -886,6 +909,34 @@ mod tests {
         let err = config.apply_env(&env).unwrap_err().to_string();
         assert!(err.contains("ERRAND_MAX_TURNS=\"ten\""), "{err}");
         assert_eq!(config.model.model(), "m");
+    }
+
+    #[test]
+    fn recovery_and_repeats_reach_the_agent() {
+        let defaults = Config::default().agent_config();
+        assert!(defaults.recover_tool_calls);
+        assert_eq!(defaults.repeat_limit, 3);
+        let config =
+            Config::from_toml("[model]\nrecover_tool_calls = false\n[agent]\nrepeat_limit = 5\n")
+                .unwrap();
+        let agent = config.agent_config();
+        assert!(!agent.recover_tool_calls);
+        assert_eq!(agent.repeat_limit, 5);
+        let mut config = Config::default();
+        let env = |key: &str| match key {
+            "ERRAND_MODEL_RECOVER_TOOL_CALLS" => Some("false".to_string()),
+            "ERRAND_REPEAT_LIMIT" => Some("0".to_string()),
+            _ => None,
+        };
+        config.apply_env(&env).unwrap();
+        config.validate().unwrap();
+        assert!(!config.agent_config().recover_tool_calls);
+        assert_eq!(config.agent_config().repeat_limit, 0);
+        let once = Config::from_toml("[agent]\nrepeat_limit = 1\n").unwrap();
+        assert!(once.validate().unwrap_err().to_string().contains("agent.repeat_limit = 1"));
+        let env = |key: &str| (key == "ERRAND_MODEL_RECOVER_TOOL_CALLS").then(|| "yes".to_string());
+        let err = Config::default().apply_env(&env).unwrap_err().to_string();
+        assert!(err.contains("ERRAND_MODEL_RECOVER_TOOL_CALLS"), "{err}");
     }
 
     #[test]

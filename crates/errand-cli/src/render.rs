@@ -153,6 +153,13 @@ impl HumanRenderer {
                 Ok(())
             }
             EventKind::ToolError { tool, message, .. } => writeln!(out, "! {tool}: {message}"),
+            EventKind::ToolCallRecovered { tool, form, .. } => {
+                writeln!(
+                    out,
+                    "↺ {tool} call recovered from the agent's text ({})",
+                    form.replace('_', " ")
+                )
+            }
             EventKind::LimitReached { limit, detail } => {
                 writeln!(out, "! limit reached ({limit}): {detail}")
             }

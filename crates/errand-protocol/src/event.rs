@@ -90,6 +90,10 @@ pub enum EventKind {
     },
     /// A tool call that could not be carried out (unknown tool, bad arguments); the model was told.
     ToolError { call_id: String, tool: String, message: String },
+    /// The model wrote a tool call as text (its endpoint returned no call) and Errand ran it as
+    /// call `call_id`; the call's own events follow. `form` says where it was written:
+    /// `tool_call_tag`, `json_block`, `bare_json` or `bash_block` (errand-agent's `recover.rs`).
+    ToolCallRecovered { call_id: String, tool: String, form: String },
     /// Tokens used by one model turn, the attempt's running total, and their cost in US dollars
     /// when the model has a price in the configuration.
     TokenUsage {

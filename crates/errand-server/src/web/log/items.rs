@@ -145,6 +145,14 @@ pub(super) fn item_html(event: &Event, links: &dyn CitationLinks) -> String {
             out.push_str("</code> ");
             escape_into(&mut out, message);
         }
+        EventKind::ToolCallRecovered { tool, form, .. } => {
+            open("meta", &mut out);
+            out.push_str("<span class=\"muted\">the agent wrote a <code>");
+            escape_into(&mut out, tool);
+            out.push_str("</code> call as text; Errand ran it (");
+            escape_into(&mut out, &form.replace('_', " "));
+            out.push_str(")</span>");
+        }
         EventKind::FinishChecks { round, passed, failed, rounds_left } => {
             if *passed {
                 open("result", &mut out);
