@@ -22,6 +22,7 @@ mod report;
 mod run;
 mod tools;
 mod truncate;
+mod window;
 
 pub use conversation::Conversation;
 pub use events::{EventSink, MemoryLog};
@@ -38,3 +39,4 @@ pub use run::{
     AgentConfig, AttemptResult, AttemptSpec, DEFAULT_REPEAT_LIMIT, PatchToolMode, run_attempt,
 };
 pub use truncate::truncate_for_model;
+pub use window::SMALL_WINDOW;

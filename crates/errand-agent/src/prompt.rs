@@ -36,6 +36,30 @@ or was not run.
     )
 }
 
+/// The system prompt for the model's context window: the compact one for a small window
+/// (`window.rs`), which says the same rules in far fewer tokens, else [`system_prompt`].
+pub fn system_prompt_for(workspace: &str, context_window: Option<u64>) -> String {
+    if crate::window::is_small(context_window) {
+        compact_system_prompt(workspace)
+    } else {
+        system_prompt(workspace)
+    }
+}
+
+/// The rules for a model with a small context window, in as few words as they can take.
+pub fn compact_system_prompt(workspace: &str) -> String {
+    format!(
+        "You are Errand, fixing one task in the repository at {workspace}, alone, with no network.
+- Read code with the shell tool (rg, sed -n, cat). One command per call; never repeat a command \
+that gave the same output.
+- Edit with apply_patch. Keep changes small.
+- Run the tests. Do not commit.
+- When done, reply without a tool call: first line a short title, then what you changed and how \
+you checked it. Cite code as path:L10-L20 and command output as log:17#L3-L9.
+"
+    )
+}
+
 /// Appended to the system prompt while tool calls are recovered from text (`recover.rs`).
 pub const BASH_BLOCK_FORM: &str = "\nIf you cannot call a tool, reply with only a ```bash block holding one command: Errand runs it with the shell tool and replies with its output.\n";
 
@@ -93,6 +117,17 @@ mod tests {
         let prompt = system_prompt("/workspace");
         assert!(prompt.contains("/workspace"));
         assert!(prompt.contains("`path:L10-L20`") && prompt.contains("`log:17#L3-L9`"));
+    }
+
+    #[test]
+    fn a_small_window_gets_the_compact_prompt() {
+        let compact = system_prompt_for("/workspace", Some(4096));
+        let full = system_prompt_for("/workspace", Some(128_000));
+        assert_eq!(compact, compact_system_prompt("/workspace"));
+        assert_eq!(full, system_prompt("/workspace"));
+        assert_eq!(system_prompt_for("/workspace", None), full);
+        assert!(compact.len() * 3 < full.len(), "{} vs {} bytes", compact.len(), full.len());
+        assert!(compact.contains("log:17#L3-L9") && compact.contains("apply_patch"));
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::inbox::{Inbox, deliver};
 use crate::instructions::load_chain;
 use crate::malformed::unknown_tool;
 use crate::model::{Model, turn_recording_retries};
-use crate::prompt::{BASH_BLOCK_FORM, context_message, followup_message, system_prompt};
+use crate::prompt::{BASH_BLOCK_FORM, context_message, followup_message, system_prompt_for};
 use crate::repetition::{RepeatWatch, Verdict};
 use crate::report::{CommandRecord, build_report};
 use crate::tools::{self, ShellArgs};
@@ -344,7 +344,7 @@ async fn agent_loop(
         return end;
     }
 
-    let mut instructions = system_prompt(&workspace);
+    let mut instructions = system_prompt_for(&workspace, config.context_window);
     if config.recover_tool_calls {
         instructions.push_str(BASH_BLOCK_FORM);
     }

@@ -513,3 +513,26 @@ text = "Fix the test\n\nDone."
         assert!(!body.contains("text_1_1"), "{provider:?}: no made-up call id on the wire");
     }
 }
+
+#[tokio::test]
+async fn a_4k_window_gets_the_compact_prompt_and_tighter_budgets() {
+    let sandbox = FakeSandbox::default();
+    let small =
+        AgentConfig { context_window: Some(4096), ..AgentConfig::default() }.fitted_to_window();
+    let model = FakeModel::new(vec![vec![say("Done\n\nNothing to do.")]]);
+    attempt(&sandbox, &model, &small).await;
+    let compact = model.requests()[0].instructions.clone();
+    let large =
+        AgentConfig { context_window: Some(200_000), ..AgentConfig::default() }.fitted_to_window();
+    let model = FakeModel::new(vec![vec![say("Done\n\nNothing to do.")]]);
+    attempt(&sandbox, &model, &large).await;
+    let full = model.requests()[0].instructions.clone();
+    assert!(compact.starts_with("You are Errand, fixing one task"), "{compact}");
+    assert!(compact.len() * 2 < full.len(), "{} vs {} bytes", compact.len(), full.len());
+    assert!(
+        compact.contains("```bash"),
+        "the text form small models use is still offered: {compact}"
+    );
+    assert!(small.instructions_budget < large.instructions_budget);
+    assert!(small.model_output_bytes < large.model_output_bytes);
+}

@@ -783,6 +783,7 @@ impl Config {
             },
             ..errand_agent::AgentConfig::default()
         }
+        .fitted_to_window()
     }
 }
 
